@@ -1,0 +1,140 @@
+"""MNIST, read once into tensors and preprocessed for the chosen input mode (Sec. II-B, III-A).
+
+The data root comes from `--data-root`, else the LENET5_DATA environment variable, else ./data. The files
+are the four IDX files that torchvision.datasets.MNIST expects under <root>/MNIST/raw/. If they are missing
+we try torchvision's download; if that fails we stop with one message naming the expected paths and the fix.
+Each file's IDX header and size are checked first, so a truncated or corrupt file gives a clear error.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ENV_VAR = "LENET5_DATA"
+DEFAULT_ROOT = "./data"
+RAW_FILES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte",
+}
+# IDX magic numbers: 0x0000 0803 = unsigned bytes, 3 dimensions (images); 0x0000 0801 = 1 dimension (labels).
+IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
+
+# Sec. II-B: background (white) -> -0.1, foreground (black) -> 1.175, which makes the mean input roughly 0
+# and the variance roughly 1. MNIST stores background as 0 and ink as 255.
+BACKGROUND_LEVEL = -0.1
+FOREGROUND_LEVEL = 1.175
+
+
+class DataError(RuntimeError):
+    """The data cannot be loaded; the message says which file and what to do."""
+
+
+def resolve_root(data_root: str | os.PathLike | None = None) -> Path:
+    return Path(data_root or os.environ.get(ENV_VAR) or DEFAULT_ROOT)
+
+
+def raw_paths(root: Path) -> dict[tuple[str, str], Path]:
+    return {key: root / "MNIST" / "raw" / name for key, name in RAW_FILES.items()}
+
+
+def _missing_message(root: Path, missing: list[Path], reason: str) -> str:
+    return (f"MNIST not found under {root} ({reason}); expected files: {', '.join(str(p) for p in missing)}. "
+            f"Fix: point --data-root or the {ENV_VAR} environment variable at a folder holding MNIST/raw/ "
+            f"(e.g. {ENV_VAR}=../shared/data), or run once with internet access so torchvision can download it.")
+
+
+def _try_download(root: Path) -> str | None:
+    """torchvision's own download; returns None on success, else a short reason."""
+    from torchvision.datasets import MNIST
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            MNIST(str(root), train=True, download=True)
+        return None
+    except Exception as exc:  # any failure of the download means the same thing to the user
+        return f"torchvision's download failed: {type(exc).__name__}"
+
+
+def check_idx_file(path: Path, kind: str) -> tuple[int, ...]:
+    """Validate an IDX file's magic number, dimensions and size; return its shape."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(4)
+        if len(header) < 4 or int.from_bytes(header, "big") != IDX_MAGIC[kind]:
+            raise DataError(f"{path} is not an MNIST {kind} IDX file (bad magic number); "
+                            f"replace it with a fresh copy of MNIST")
+        ndim = header[3]
+        dims_bytes = f.read(4 * ndim)
+    if len(dims_bytes) < 4 * ndim:
+        raise DataError(f"{path} is truncated inside its header; replace it with a fresh copy of MNIST")
+    shape = tuple(int.from_bytes(dims_bytes[4 * i:4 * i + 4], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + int(torch.tensor(shape).prod())
+    if size != expected:
+        raise DataError(f"{path} has {size:,} bytes but its header {shape} needs {expected:,} "
+                        f"(truncated or corrupt); replace it with a fresh copy of MNIST")
+    return shape
+
+
+def load_raw(data_root=None, split: str = "train", download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 28, 28) and int64 labels (N,) of one split, read through torchvision."""
+    root = resolve_root(data_root)
+    paths = raw_paths(root)
+    missing = [p for p in paths.values() if not p.is_file()]
+    if missing:
+        reason = _try_download(root) if download else "download not attempted"
+        missing = [p for p in paths.values() if not p.is_file()]
+        if missing:
+            raise DataError(_missing_message(root, missing, reason or "download left files missing"))
+    image_shape = check_idx_file(paths[(split, "images")], "images")
+    label_shape = check_idx_file(paths[(split, "labels")], "labels")
+    if image_shape[0] != label_shape[0] or image_shape[1:] != (28, 28):
+        raise DataError(f"{paths[(split, 'images')]} holds {image_shape} images for {label_shape[0]} labels; "
+                        f"replace the {split} files with a fresh copy of MNIST")
+    from torchvision.datasets import MNIST
+    dataset = MNIST(str(root), train=(split == "train"), download=False)
+    images, labels = dataset.data, dataset.targets.long()
+    if labels.numel() and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{paths[(split, 'labels')]} holds labels outside 0-9; replace it with a fresh copy")
+    return images, labels
+
+
+def preprocess(images: torch.Tensor, input_mode: str) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, S, S) for the model's input switch.
+
+    "32": padded with 2 pixels of background to 32x32 and mapped linearly to [-0.1, 1.175] (Sec. II-B).
+    "28": ToTensor's scaling to [0, 1], as in the seed blog."""
+    x = images.to(torch.float32).div_(255.0).unsqueeze(1)
+    if input_mode == "28":
+        return x
+    if input_mode == "32":
+        x = F.pad(x, (2, 2, 2, 2), value=0.0)
+        return x.mul_(FOREGROUND_LEVEL - BACKGROUND_LEVEL).add_(BACKGROUND_LEVEL)
+    raise ValueError(f"invalid input mode {input_mode!r}; valid choices: 32, 28")
+
+
+@dataclass
+class MNISTTensors:
+    """Both splits, preprocessed once: x float32 (N, 1, S, S), y int64 (N,)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def load_mnist(input_mode: str, data_root=None, download: bool = True, train_size: int | None = None) -> MNISTTensors:
+    """Load and preprocess MNIST; `train_size` keeps the first N training patterns (Fig. 6 uses subsets)."""
+    train_images, train_y = load_raw(data_root, "train", download)
+    test_images, test_y = load_raw(data_root, "test", download)
+    if train_size is not None:
+        if not 0 < train_size <= len(train_y):
+            raise DataError(f"train_size={train_size} is outside 1..{len(train_y)}; choose a smaller subset")
+        train_images, train_y = train_images[:train_size], train_y[:train_size]
+    return MNISTTensors(preprocess(train_images, input_mode), train_y, preprocess(test_images, input_mode), test_y)

@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.data import ENV_VAR, RAW_FILES
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+
+
+def write_idx(path: Path, array: torch.Tensor, magic: int) -> None:
+    """Write a uint8 tensor as an IDX file (big-endian header, then the bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.to(torch.uint8).numpy().tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path) -> Path:
+    """A data root holding a small synthetic MNIST in torchvision's raw layout (32 train, 16 test)."""
+    gen = torch.Generator().manual_seed(1)
+    for split, n in (("train", 32), ("test", 16)):
+        raw = tmp_path / "MNIST" / "raw"
+        images = torch.randint(0, 256, (n, 28, 28), generator=gen)
+        labels = torch.arange(n) % 10
+        write_idx(raw / RAW_FILES[(split, "images")], images, 0x803)
+        write_idx(raw / RAW_FILES[(split, "labels")], labels, 0x801)
+    return tmp_path
+
+
+@pytest.fixture
+def real_data_root() -> Path:
+    root = os.environ.get(ENV_VAR)
+    if not root or not (Path(root) / "MNIST" / "raw" / RAW_FILES[("train", "images")]).is_file():
+        pytest.skip(f"real MNIST not available: set {ENV_VAR} to a folder holding MNIST/raw/ (CI does)")
+    return Path(root)

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from repro.cli import main
+from repro.config import model_config
+from repro.counts import PAPER_COUNTS, layer_counts, totals
+from repro.model import LeNet5
+
+
+def counts_for(**overrides):
+    return layer_counts(LeNet5(model_config("paper", overrides)))
+
+
+def test_paper_counts_per_layer():
+    counts = counts_for()
+    for c in counts:
+        assert (c.params, c.connections) == PAPER_COUNTS[c.layer], c.layer
+    assert [c.layer for c in counts] == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
+    assert counts[-1].fixed_params == 840
+    assert totals(counts) == (60_000, 340_908)
+
+
+@pytest.mark.parametrize("key, value, params", [
+    ("c3", "full", 60_900),          # 16 x (6*25 + 1) = 2,416 instead of 1,516
+    ("pooling", "max", 59_956),      # S2 and S4 lose their 12 + 32 parameters
+    ("pooling", "avg", 59_956),
+    ("head", "linear", 60_850),      # 84*10 + 10 trained instead of 840 fixed
+    ("norm", "batch", 60_044),       # BatchNorm's scale and shift on 6 + 16 maps
+    ("activation", "relu", 60_000),
+    ("input", "28", 60_000),
+    ("init", "default", 60_000),
+])
+def test_single_swap_counts(key, value, params):
+    assert totals(counts_for(**{key: value}))[0] == params
+
+
+def test_single_swap_connections():
+    assert totals(counts_for(c3="full"))[1] == 340_908 + 100 * (2_416 - 1_516)
+    assert totals(counts_for(pooling="max"))[1] == 340_908 - 5_880 - 2_000 + 6 * 196 * 4 + 16 * 25 * 4
+    assert totals(counts_for(head="linear"))[1] == 340_908 + 10
+
+
+def test_modern_preset_counts():
+    counts = {c.layer: c for c in layer_counts(LeNet5(model_config("modern")))}
+    assert counts["C1"].params == 156 + 12
+    assert counts["C3"].params == 2_416 + 32
+    assert counts["S2"].params == counts["S4"].params == 0
+    assert counts["output"].params == 850
+    assert totals(list(counts.values()))[0] == 61_750
+
+
+def test_counts_cli_table_and_json(capsys):
+    assert main(["counts", "--preset", "paper"]) == 0
+    out = capsys.readouterr().out
+    for text in ["156", "122,304", "1,516", "151,600", "48,120", "10,164", "840 fixed", "60,000", "340,908"]:
+        assert text in out
+    assert main(["counts", "--preset", "paper", "--set", "c3=full", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_params"] == 60_900 and data["config"]["c3"] == "full"
+
+
+def test_counts_cli_rejects_bad_override(capsys):
+    assert main(["counts", "--set", "pooling=median"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "lenet5: error: invalid value 'median' for 'pooling'; valid choices: trainable, max, avg"

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from repro import data
+from repro.data import DataError, RAW_FILES, load_mnist, preprocess
+
+
+def test_preprocess_32_maps_background_and_ink():
+    images = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    images[0, 10, 10] = 255
+    x = preprocess(images, "32")
+    assert x.shape == (2, 1, 32, 32)
+    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1)  # the padding is background
+    assert x[0, 0, 12, 12].item() == pytest.approx(1.175)  # pixel (10, 10) moved by the 2-pixel pad
+    assert x.min().item() == pytest.approx(-0.1)
+
+
+def test_preprocess_28_is_totensor_scaling():
+    images = torch.tensor([[[0, 255]]], dtype=torch.uint8).expand(1, 28, 2).contiguous()
+    assert preprocess(images, "28")[0, 0, 0].tolist() == [0.0, 1.0]
+
+
+def test_load_small_idx_files(tiny_mnist):
+    d = load_mnist("32", tiny_mnist, download=False)
+    assert d.train_x.shape == (32, 1, 32, 32) and d.test_x.shape == (16, 1, 32, 32)
+    assert d.train_y.tolist()[:12] == list(range(10)) + [0, 1]
+    assert d.train_x.dtype == torch.float32
+    assert load_mnist("28", tiny_mnist, download=False, train_size=8).train_x.shape == (8, 1, 28, 28)
+
+
+def test_root_from_environment(tiny_mnist, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(tiny_mnist))
+    assert load_mnist("28", download=False).test_y.numel() == 16
+
+
+def test_missing_root_names_paths_variable_and_flag(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_try_download", lambda root: "torchvision's download failed: URLError")
+    with pytest.raises(DataError) as err:
+        load_mnist("32", tmp_path / "nowhere")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw" / "train-images-idx3-ubyte") in msg
+    assert "LENET5_DATA" in msg and "--data-root" in msg and "download failed" in msg
+
+
+def test_truncated_file_is_named(tiny_mnist):
+    path = tiny_mnist / "MNIST" / "raw" / RAW_FILES[("train", "images")]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte has .* bytes but its header .*needs .*truncated or corrupt"):
+        load_mnist("32", tiny_mnist, download=False)
+
+
+def test_corrupt_magic_is_named(tiny_mnist):
+    path = tiny_mnist / "MNIST" / "raw" / RAW_FILES[("test", "labels")]
+    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not an MNIST labels IDX file"):
+        load_mnist("32", tiny_mnist, download=False)
+
+
+def test_bad_train_size(tiny_mnist):
+    with pytest.raises(DataError, match="train_size=100 is outside 1..32"):
+        load_mnist("32", tiny_mnist, download=False, train_size=100)
+
+
+def test_real_mnist(real_data_root):
+    d = load_mnist("32", real_data_root, download=False)
+    assert d.train_x.shape == (60_000, 1, 32, 32) and d.test_x.shape == (10_000, 1, 32, 32)
+    assert torch.bincount(d.train_y).tolist()[:3] == [5923, 6742, 5958]
+    assert d.train_x.min().item() == pytest.approx(-0.1) and d.train_x.max().item() == pytest.approx(1.175)
