@@ -1,4 +1,4 @@
-"""The `lenet5` command line: `lenet5 counts`, `lenet5 figures` (see `lenet5 -h`)."""
+"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 figures` (see `lenet5 -h`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from .config import MODEL_PRESETS, ConfigError, model_config, parse_overrides
+from .config import PRESETS, ConfigError, model_config, parse_overrides, run_config
 from .data import DataError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="paper", choices=sorted(MODEL_PRESETS),
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
                    help="named configuration to start from (default: paper)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config field, e.g. --set c3=full (repeatable)")
@@ -31,10 +31,31 @@ def cmd_counts(args) -> int:
     return 0
 
 
-def cmd_figures(args) -> int:
-    from .figures import make_static_figures
+def cmd_train(args) -> int:
+    import torch
 
-    for path in make_static_figures(Path(args.out)):
+    from .train import RunError, train
+
+    config = run_config(args.preset, parse_overrides(args.overrides))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or f"runs/{args.preset}-{config.digest()}")
+    print(f"run folder: {out}", file=sys.stderr)
+    try:
+        summary = train(config, out, data_root=args.data_root, resume=args.resume, progress=not args.quiet)
+    except RunError as exc:
+        print(f"lenet5: error: {exc}", file=sys.stderr)
+        return 3
+    print(f"{summary['status']}: {summary['passes']} passes, test error {summary['final_test_error_pct']:.2f}% "
+          f"(best {summary['best_test_error_pct']:.2f}%), train error {summary['final_train_error_pct']:.2f}%, "
+          f"{summary['wall_s']:.0f} s; results in {out}")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from .figures import make_all_figures
+
+    for path in make_all_figures(Path(args.out), Path(args.results)):
         print(path)
     return 0
 
@@ -48,8 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_counts)
 
+    p = sub.add_parser("train", help="train one run (resumable); writes config, per-pass log, model, predictions")
+    _add_config_args(p)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-pass lines")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--results", default="results", help="committed results to plot (default: results)")
     p.set_defaults(func=cmd_figures)
     return parser
 

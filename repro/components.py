@@ -94,6 +94,17 @@ class TableConv2d(nn.Conv2d):
         return self._conv_forward(x, self.weight * self.weight_mask, self.bias)
 
 
+class FullFieldConv2d(nn.Conv2d):
+    """A convolution whose kernel covers its whole input, as C5's 5x5 kernels on S4's 5x5 maps (Sec. II-B):
+    each output is one weighted sum, computed as a matrix product, which costs less than half a convolution
+    call at batch size 1. On a larger input it is an ordinary convolution (the paper's point about C5)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != self.weight.shape[-2:]:
+            return super().forward(x)
+        return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+
+
 class EuclideanRBF(nn.Module):
     """The output layer (Sec. II-B, Eq. 7): y_i = sum_j (x_j - w_ij)^2, with w_i fixed (a buffer, never
     trained). The output is a penalty: the predicted class is argmin_i y_i."""

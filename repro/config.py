@@ -8,6 +8,8 @@ network). Overrides are given as `key=value` strings; unknown keys and values fa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, fields
 
 # Valid values for each categorical switch. The modules that implement them assert they cover exactly these.
@@ -19,6 +21,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "norm": ("none", "batch"),  # BatchNorm after C1 and C3, as in the seed blog
     "input": ("32", "28"),  # 32x32 field in [-0.1, 1.175] (Sec. II-B) vs ToTensor's 28x28 in [0, 1]
     "init": ("lecun", "default"),  # uniform +-2.4/fan-in (App. A) vs PyTorch's default
+    "optimizer": ("sdlm", "adam", "sgd"),  # stochastic diagonal Levenberg-Marquardt (App. C) vs modern
+    "lr_schedule": ("paper", "constant", "cosine"),  # Sec. III-B's per-pass eta table, scaled to lr
+    "loss": ("auto", "map", "mle", "cross_entropy"),  # Eq. 9, Eq. 8, softmax CE; auto = the head's default
 }
 
 
@@ -49,10 +54,43 @@ def _check_choice(key: str, value: object) -> None:
         raise ConfigError(f"invalid value {value!r} for {key!r}; valid choices: {', '.join(valid)}")
 
 
-MODEL_PRESETS: dict[str, dict[str, str]] = {
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training protocol; defaults are the paper's (Sec. III-B, App. C)."""
+
+    optimizer: str = "sdlm"
+    lr: float = 0.0005  # the step at pass 1: SDLM's eta (Sec. III-B) or Adam/SGD's learning rate
+    lr_schedule: str = "paper"  # paper: eta 5e-4, 2e-4, 1e-4, 5e-5, 1e-5 over passes 1-2, 3-5, 6-8, 9-12, 13+
+    momentum: float = 0.9  # SGD only
+    mu: float = 0.02  # SDLM's damping: step = eta / (mu + h_kk)
+    hessian_samples: int = 500  # patterns used to re-estimate h_kk before each pass
+    loss: str = "auto"  # auto: map for head=rbf, cross_entropy for head=linear
+    map_j: float = 0.1  # Eq. 9's constant j [unsure: not given in the paper]
+    epochs: int = 20  # passes through the training set
+    batch_size: int = 1  # the paper trains online: one update per pattern
+    train_size: int = 0  # 0: all 60,000 patterns; else the first N (Fig. 6)
+    seed: int = 0
+    checkpoint_every: int = 10_000  # steps between mid-pass checkpoints (one is also written after each pass)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_choice(f.name, getattr(self, f.name))
+        for key in ("epochs", "batch_size", "hessian_samples", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; must be at least 1")
+        for key in ("lr", "mu", "map_j"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; must be positive")
+        if self.train_size < 0:
+            raise ConfigError(f"invalid value {self.train_size!r} for 'train_size'; use 0 for all or a count")
+
+
+# Preset overrides, flat: each key belongs to ModelConfig or TrainConfig.
+PRESETS: dict[str, dict[str, object]] = {
     "paper": {},  # every default is the 1998 choice
+    # The seed blog's network and protocol: Adam lr 1e-3, batch 64, 5 epochs.
     "modern": dict(activation="relu", pooling="max", c3="full", head="linear", norm="batch", input="28",
-                   init="default"),
+                   init="default", optimizer="adam", lr=0.001, lr_schedule="constant", epochs=5, batch_size=64),
 }
 
 
@@ -89,16 +127,72 @@ def coerce(cls, key: str, value: str):
     return value
 
 
-def model_config(preset: str = "paper", overrides: dict[str, str] | None = None) -> ModelConfig:
-    """Build a ModelConfig from a preset name and string overrides."""
-    if preset not in MODEL_PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(MODEL_PRESETS)}")
-    values = dict(MODEL_PRESETS[preset])
-    for key, value in (overrides or {}).items():
-        values[key] = coerce(ModelConfig, key, value)
-    return ModelConfig(**values)
+MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
+
+# Each head's losses; the first is its default (loss=auto).
+HEAD_LOSSES = {"rbf": ("map", "mle"), "linear": ("cross_entropy",)}
 
 
-def replace(config, **changes):
-    """dataclasses.replace with the same validation as construction."""
-    return dataclasses.replace(config, **changes)
+@dataclass(frozen=True)
+class RunConfig:
+    """A model and a training protocol; the unit that a run, a checkpoint and a grid cell are keyed by."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def __post_init__(self) -> None:
+        valid = HEAD_LOSSES[self.model.head]
+        if self.train.loss != "auto" and self.train.loss not in valid:
+            raise ConfigError(f"loss {self.train.loss!r} does not fit head {self.model.head!r}; "
+                              f"valid losses for head={self.model.head}: {', '.join(valid)}")
+
+    @property
+    def loss(self) -> str:
+        """The loss in use, with 'auto' resolved to the head's default."""
+        return HEAD_LOSSES[self.model.head][0] if self.train.loss == "auto" else self.train.loss
+
+    def to_dict(self) -> dict:
+        return {"model": dataclasses.asdict(self.model), "train": dataclasses.asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        return cls(_build(ModelConfig, data.get("model", {})), _build(TrainConfig, data.get("train", {})))
+
+    def digest(self) -> str:
+        """A short canonical hash of the config: the name of its run in a sweep."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+    def flat(self) -> dict:
+        return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
+
+
+def _build(cls, values: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(known)}")
+    return cls(**values)
+
+
+def run_config(preset: str = "paper", overrides: dict[str, object] | None = None) -> RunConfig:
+    """A RunConfig from a preset name and overrides (strings from the CLI, or typed values from Python)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    values = {**PRESETS[preset], **(overrides or {})}
+    model_values, train_values = {}, {}
+    for key, value in values.items():
+        if key in MODEL_KEYS:
+            model_values[key] = coerce(ModelConfig, key, value) if isinstance(value, str) else value
+        elif key in TRAIN_KEYS:
+            train_values[key] = coerce(TrainConfig, key, value) if isinstance(value, str) else value
+        else:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(MODEL_KEYS + TRAIN_KEYS)}")
+    return RunConfig(ModelConfig(**model_values), TrainConfig(**train_values))
+
+
+def model_config(preset: str = "paper", overrides: dict[str, object] | None = None) -> ModelConfig:
+    """The ModelConfig of a preset plus overrides (training keys are accepted and ignored here)."""
+    return run_config(preset, overrides).model
+

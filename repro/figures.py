@@ -1,8 +1,11 @@
-"""Figures that need no training: the RBF prototypes (cf. Fig. 3) and Table I as an image.
+"""Every figure of the project, built by `lenet5 figures` from the code and from committed results only.
 
-Every figure is written by `lenet5 figures`; nothing here trains."""
+Nothing here trains. Static figures: the RBF prototypes (cf. Fig. 3) and Table I. From results/: test and
+training error per pass of the reproduction runs (cf. Fig. 5).
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -40,6 +43,41 @@ def plot_c3_table(path: Path) -> Path:
     return _save(fig, path)
 
 
+# Sec. III-C, Fig. 5: LeNet-5 without distortions.
+PAPER_TEST_ERROR_PCT = 0.95
+PAPER_TRAIN_ERROR_PCT = 0.35
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
+    """Cf. Fig. 5: training and test error per pass, one panel per group of runs (one line per seed), with the
+    paper's 0.95% test and 0.35% training error as reference lines."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    for ax, (title, run_dirs) in zip(axes[0], groups.items()):
+        for i, run_dir in enumerate(run_dirs):
+            log = read_log(run_dir)
+            passes = [e["pass"] for e in log]
+            label = run_dir.name
+            ax.plot(passes, [e["test_error_pct"] for e in log], "-o", ms=3, color="C0", alpha=0.8,
+                    label="test" if i == 0 else None)
+            ax.plot(passes, [e["train_error_pct"] for e in log], "--o", ms=3, color="C1", alpha=0.8,
+                    label="training" if i == 0 else None)
+            ax.annotate(label, (passes[-1], log[-1]["test_error_pct"]), fontsize=7, xytext=(3, 0),
+                        textcoords="offset points")
+        ax.axhline(PAPER_TEST_ERROR_PCT, color="C0", lw=0.8, ls=":", label="paper test 0.95%")
+        ax.axhline(PAPER_TRAIN_ERROR_PCT, color="C1", lw=0.8, ls=":", label="paper training 0.35%")
+        ax.set_yscale("log")
+        ax.set_xlabel("pass through the training set")
+        ax.set_ylabel("error (%)")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -50,3 +88,22 @@ def _save(fig, path: Path) -> Path:
 
 def make_static_figures(out_dir: Path) -> list[Path]:
     return [plot_rbf_prototypes(out_dir / "rbf_prototypes.png"), plot_c3_table(out_dir / "c3_table.png")]
+
+
+def reproduction_runs(results: Path) -> dict[str, list[Path]]:
+    """results/<preset>/seed<N>/ folders that hold a log, grouped by preset."""
+    groups = {}
+    for preset in ("paper", "modern"):
+        runs = sorted(d for d in (results / preset).glob("seed*") if (d / "log.jsonl").exists())
+        if runs:
+            groups[f"preset '{preset}'"] = runs
+    return groups
+
+
+def make_all_figures(out_dir: Path, results: Path) -> list[Path]:
+    """Every figure; those that need results are skipped (with a note) when results/ lacks them."""
+    paths = make_static_figures(out_dir)
+    groups = reproduction_runs(results)
+    if groups:
+        paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png"))
+    return paths

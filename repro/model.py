@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .components import (ACTIVATIONS, EuclideanRBF, TableConv2d, TrainableSubsampling, c3_connection_mask,
-                         lecun_uniform_, make_pooling)
+from .components import (ACTIVATIONS, EuclideanRBF, FullFieldConv2d, TableConv2d, TrainableSubsampling,
+                         c3_connection_mask, lecun_uniform_, make_pooling)
 from .config import ModelConfig
 from .prototypes import rbf_prototypes
 
@@ -35,7 +35,7 @@ class LeNet5(nn.Module):
         c3_conv = TableConv2d(c3_connection_mask(), 5) if config.c3 == "table" else nn.Conv2d(6, 16, 5)
         self.c3 = nn.Sequential(c3_conv, *norm(16), act())
         self.s4 = make_pooling(config.pooling, 16, config.activation)
-        self.c5 = nn.Sequential(nn.Conv2d(16, 120, 5), act())
+        self.c5 = nn.Sequential(FullFieldConv2d(16, 120, 5), act())
         self.f6 = nn.Sequential(nn.Linear(120, 84), act())
         self.output = EuclideanRBF(rbf_prototypes()) if config.head == "rbf" else nn.Linear(84, 10)
         if config.init == "lecun":

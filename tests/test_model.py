@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from repro import components
-from repro.config import CHOICES, ConfigError, ModelConfig, model_config, parse_overrides
+from repro.config import CHOICES, MODEL_KEYS, ConfigError, ModelConfig, model_config, parse_overrides
 from repro.model import LeNet5
 
-ALL_CONFIGS = [ModelConfig(**dict(zip(CHOICES, values))) for values in itertools.product(*CHOICES.values())]
+ALL_CONFIGS = [ModelConfig(**dict(zip(MODEL_KEYS, values)))
+               for values in itertools.product(*(CHOICES[k] for k in MODEL_KEYS))]
 
 
 def test_registries_cover_choices():
@@ -138,3 +139,12 @@ def test_same_seed_same_weights():
     torch.manual_seed(5)
     b = LeNet5().state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_full_field_conv_equals_convolution():
+    from repro.components import FullFieldConv2d
+    conv = FullFieldConv2d(16, 120, 5)
+    x = torch.randn(3, 16, 5, 5)
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias))
+    big = torch.randn(2, 16, 7, 7)
+    assert conv(big).shape == (2, 120, 3, 3)

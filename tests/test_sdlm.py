@@ -1,0 +1,153 @@
+"""SDLM's Hessian estimate (App. C) against brute force, and its update."""
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
+
+from repro.components import ScaledTanh, TableConv2d, TrainableSubsampling, c3_connection_mask
+from repro.config import ModelConfig, run_config
+from repro.losses import RBF_CURVATURE
+from repro.model import LeNet5
+from repro.optim import make_optimizer
+from repro.sdlm import SDLM, gauss_newton_diagonal
+
+
+def brute_force_gauss_newton(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """diag(J^T (2 I) J) per sample from per-sample Jacobians, averaged: the exact Gauss-Newton diagonal of
+    E = sum of squared output errors (curvature 2 per output, as for the RBF head's MLE)."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def f(p, xi):
+        return functional_call(model, p, (xi[None],)).flatten()
+
+    jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)
+    return {k: (RBF_CURVATURE * jac[k].pow(2)).sum(dim=1).mean(dim=0) for k in jac}
+
+
+SINGLE_LAYERS = {
+    "conv": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten()), (6, 2, 7, 7)),
+    "conv_padded": (lambda: nn.Sequential(nn.Conv2d(1, 2, 5, padding=2), nn.Flatten()), (4, 1, 8, 8)),
+    "table_conv": (lambda: nn.Sequential(TableConv2d(c3_connection_mask()[:5], 3), nn.Flatten()), (6, 6, 5, 5)),
+    "linear": (lambda: nn.Sequential(nn.Linear(9, 4)), (6, 9)),
+}
+
+
+@pytest.mark.parametrize("name", SINGLE_LAYERS)
+def test_single_layer_estimate_is_exact_gauss_newton(name):
+    make, shape = SINGLE_LAYERS[name]
+    model = make()
+    x = torch.randn(*shape)
+    estimate = gauss_newton_diagonal(model, x, torch.zeros(shape[0], dtype=torch.long), "mle")
+    exact = brute_force_gauss_newton(model, x)
+    for pname, p in model.named_parameters():
+        torch.testing.assert_close(estimate[p], exact[pname], rtol=1e-5, atol=1e-5)
+
+
+def test_two_layers_one_output_is_exact():
+    # with a single output unit the diagonal approximation drops no cross term, so it is exact
+    model = nn.Sequential(nn.Linear(5, 4), ScaledTanh(), nn.Linear(4, 1))
+    x = torch.randn(7, 5)
+    estimate = gauss_newton_diagonal(model, x, torch.zeros(7, dtype=torch.long), "mle")
+    exact = brute_force_gauss_newton(model, x)
+    for pname, p in model.named_parameters():
+        torch.testing.assert_close(estimate[p], exact[pname], rtol=1e-5, atol=1e-6)
+
+
+def test_deeper_network_follows_documented_approximation():
+    """App. C's rules written out by hand, per sample, for Linear -> tanh -> Linear -> tanh -> Linear."""
+    layers = [nn.Linear(5, 4), nn.Linear(4, 3), nn.Linear(3, 2)]
+    model = nn.Sequential(layers[0], ScaledTanh(), layers[1], ScaledTanh(), layers[2])
+    x = torch.randn(6, 5)
+    estimate = gauss_newton_diagonal(model, x, torch.zeros(6, dtype=torch.long), "mle")
+    expected = {p: torch.zeros_like(p) for p in model.parameters()}
+    with torch.no_grad():
+        for xi in x:
+            inputs, pre = [xi], []
+            for i, layer in enumerate(layers):  # forward, keeping each layer's input and pre-activation
+                pre.append(layer(inputs[-1]))
+                if i < len(layers) - 1:
+                    inputs.append(1.7159 * torch.tanh(2 / 3 * pre[-1]))
+            h_a = torch.full((2,), 2.0)  # d2E/da^2 = 2 at the outputs (squared error)
+            for i in reversed(range(len(layers))):
+                expected[layers[i].weight] += torch.outer(h_a, inputs[i] ** 2)  # sum x^2 h_a
+                expected[layers[i].bias] += h_a
+                if i:
+                    h_x = (layers[i].weight ** 2).t() @ h_a  # sum_i w_ij^2 h_ai
+                    fprime = 1.7159 * 2 / 3 * (1 - torch.tanh(2 / 3 * pre[i - 1]) ** 2)
+                    h_a = fprime ** 2 * h_x  # f'(a)^2, the f'' term dropped
+    for p in model.parameters():
+        torch.testing.assert_close(estimate[p], expected[p] / 6, rtol=1e-5, atol=1e-6)
+    # the first layer's curvature passes through units that fan out: there the diagonal rule drops cross
+    # terms and differs from the exact Gauss-Newton diagonal; the last two layers are still exact
+    exact = brute_force_gauss_newton(model, x)
+    assert not torch.allclose(estimate[layers[0].weight], exact["0.weight"], rtol=1e-3)
+    torch.testing.assert_close(estimate[layers[1].weight], exact["2.weight"], rtol=1e-5, atol=1e-6)
+
+
+def test_subsampling_rule_sums_squared_inputs_over_its_four_connections():
+    layer = TrainableSubsampling(2)
+    with torch.no_grad():
+        layer.coefficient.copy_(torch.tensor([0.5, -2.0]))
+    model = nn.Sequential(layer, nn.Flatten())
+    x = torch.randn(3, 2, 4, 4)
+    estimate = gauss_newton_diagonal(model, x, torch.zeros(3, dtype=torch.long), "mle")
+    blocks = x.unfold(2, 2, 2).unfold(3, 2, 2)  # (3, 2, 2, 2, 2, 2)
+    expected = 2.0 * blocks.pow(2).sum(dim=(-1, -2)).sum(dim=(0, 2, 3)) / 3
+    torch.testing.assert_close(estimate[layer.coefficient], expected)
+    torch.testing.assert_close(estimate[layer.bias], torch.full((2,), 2.0 * 4))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"pooling": "max"}, {"activation": "relu", "norm": "batch"},
+                                       {"head": "linear"}, {"pooling": "avg", "activation": "tanh"}])
+def test_hessian_is_never_negative_and_covers_every_parameter(overrides):
+    config = run_config("paper", overrides)
+    model = LeNet5(config.model)
+    x = torch.randn(20, 1, 32, 32) * 0.6
+    y = torch.randint(0, 10, (20,))
+    hessian = gauss_newton_diagonal(model, x, y, config.loss)
+    assert set(hessian) == {p for p in model.parameters()}
+    assert all((h >= 0).all() and torch.isfinite(h).all() for h in hessian.values())
+    assert all(h.abs().sum() > 0 for h in hessian.values())
+
+
+def test_masked_c3_weights_get_no_step():
+    config = run_config("paper")
+    model = LeNet5(config.model)
+    opt = make_optimizer(config.train, model)
+    x, y = torch.randn(8, 1, 32, 32), torch.randint(0, 10, (8,))
+    opt.prepare(model, x, y, config.loss)
+    conv = model.c3[0]
+    outside = ~conv.weight_mask.bool().expand_as(conv.weight)
+    assert (opt.state[conv.weight]["hessian"][outside] == 0).all()
+    for i in range(4):
+        opt.zero_grad()
+        model(x[i:i + 1]).gather(1, y[i:i + 1, None]).sum().backward()
+        opt.step()
+    assert (conv.weight[outside] == 0).all()
+
+
+def test_step_is_eta_over_mu_plus_h_times_gradient():
+    w = nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = SDLM([w], lr=0.1, mu=0.5, batch_size=3)
+    opt.state[w]["hessian"], opt.state[w]["step_lr"] = torch.tensor([0.5, 1.5]), None
+    w.grad = torch.tensor([1.0, 1.0])
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0 - 3 * 0.1 / 1.0, 2.0 - 3 * 0.1 / 2.0]))
+
+
+def test_step_before_prepare_is_an_error():
+    model = LeNet5(ModelConfig())
+    opt = SDLM(model.parameters())
+    model(torch.randn(1, 1, 32, 32)).sum().backward()
+    with pytest.raises(RuntimeError, match="before prepare"):
+        opt.step()
+
+
+def test_prepare_reports_steps_per_layer():
+    config = run_config("paper")
+    model = LeNet5(config.model)
+    opt = make_optimizer(config.train, model)
+    summary = opt.prepare(model, torch.randn(10, 1, 32, 32), torch.randint(0, 10, (10,)), "map")
+    assert list(summary) == ["C1", "S2", "C3", "S4", "C5", "F6"]
+    ceiling = config.train.lr / config.train.mu
+    assert all(0 < lo <= med <= hi <= ceiling for lo, med, hi in summary.values())

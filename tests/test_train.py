@@ -1,0 +1,109 @@
+"""The training loop: outputs, determinism, resume after a kill, divergence, run-folder safety."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from repro.config import run_config
+from repro.data import load_mnist
+from repro.train import EXIT_AT_STEP_ENV, DivergedError, RunError, train
+
+TINY = {"epochs": 2, "hessian_samples": 8, "checkpoint_every": 5}
+
+
+def run_cli(args, env_extra=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "repro", "train", "--quiet", "--threads", "1", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def log_without_wall_time(path):
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("preset", ["paper", "modern"])
+def test_run_writes_every_output(preset, tiny_mnist, tmp_path):
+    config = run_config(preset, {**TINY, "batch_size": 4})
+    summary = train(config, tmp_path / "run", data_root=tiny_mnist, progress=False)
+    run = tmp_path / "run"
+    assert summary["status"] == "finished" and summary["passes"] == 2
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["pass"] for e in log] == [1, 2]
+    assert {"lr", "train_loss", "train_error_pct", "test_error_pct", "test_loss", "effective_steps",
+            "wall_s"} <= set(log[0])
+    assert bool(log[0]["effective_steps"]) == (preset == "paper")
+    assert json.loads((run / "config.json").read_text()) == config.to_dict()
+    predictions = json.loads((run / "test_predictions.json").read_text())
+    assert len(predictions["predictions"]) == len(predictions["labels"]) == 16
+    assert set(torch.load(run / "model.pt")["model"]) >= {"c1.0.weight", "f6.0.bias"}
+
+
+def test_same_config_and_seed_give_identical_runs(tiny_mnist, tmp_path):
+    config = run_config("paper", TINY)
+    data = load_mnist("32", tiny_mnist, download=False)
+    train(config, tmp_path / "a", data=data, progress=False)
+    train(config, tmp_path / "b", data=data, progress=False)
+    a, b = torch.load(tmp_path / "a" / "model.pt")["model"], torch.load(tmp_path / "b" / "model.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert log_without_wall_time(tmp_path / "a" / "log.jsonl") == log_without_wall_time(tmp_path / "b" / "log.jsonl")
+    train(run_config("paper", {**TINY, "seed": 1}), tmp_path / "c", data=data, progress=False)
+    c = torch.load(tmp_path / "c" / "model.pt")["model"]
+    assert not torch.equal(a["c1.0.weight"], c["c1.0.weight"])
+
+
+def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
+    args = ["--data-root", str(tiny_mnist)] + [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    whole = run_cli(args + ["--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    # 32 patterns per pass; die at step 7 of pass 2, two steps after its mid-pass checkpoint
+    killed = run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: "39"})
+    assert killed.returncode == 137
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    assert len((tmp_path / "killed" / "log.jsonl").read_text().splitlines()) == 1
+    resumed = run_cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "whole" / "model.pt")["model"]
+    b = torch.load(tmp_path / "killed" / "model.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert log_without_wall_time(tmp_path / "whole" / "log.jsonl") == \
+        log_without_wall_time(tmp_path / "killed" / "log.jsonl")
+
+
+def test_diverging_run_is_reported_and_keeps_its_checkpoint(tiny_mnist, tmp_path):
+    config = run_config("modern", {"optimizer": "sgd", "lr": 1e8, "batch_size": 1, "checkpoint_every": 1,
+                                   "epochs": 1})
+    with pytest.raises(DivergedError, match=r"run diverged in pass 1 .* lower --set lr=\.\.\. and start a new run"):
+        train(config, tmp_path / "run", data_root=tiny_mnist, progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "diverged" in summary["message"]
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_diverged_cli_exit_code_and_one_line(tiny_mnist, tmp_path):
+    result = run_cli(["--data-root", str(tiny_mnist), "--preset", "modern", "--set", "optimizer=sgd",
+                      "--set", "lr=1e8", "--set", "batch_size=1", "--set", "epochs=1",
+                      "--out", str(tmp_path / "run")])
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith("lenet5: error: run diverged in pass 1")
+
+
+def test_run_folder_is_not_reused_by_accident(tiny_mnist, tmp_path):
+    config = run_config("paper", TINY)
+    train(config, tmp_path / "run", data_root=tiny_mnist, progress=False)
+    with pytest.raises(RunError, match="already holds a run; pass --resume"):
+        train(config, tmp_path / "run", data_root=tiny_mnist, progress=False)
+    with pytest.raises(RunError, match=r"holds a run of another config .*'seed': \(0, 3\)"):
+        train(run_config("paper", {**TINY, "seed": 3}), tmp_path / "run", data_root=tiny_mnist, resume=True,
+              progress=False)
+    again = train(config, tmp_path / "run", data_root=tiny_mnist, resume=True, progress=False)
+    assert again["status"] == "finished"
+
+
+def test_real_mnist_short_run(real_data_root, tmp_path):
+    config = run_config("modern", {"epochs": 1, "train_size": 6000})
+    summary = train(config, tmp_path / "run", data_root=real_data_root, progress=False)
+    assert summary["final_test_error_pct"] < 10.0  # the seed blog's network learns MNIST in one short pass
