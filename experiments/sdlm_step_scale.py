@@ -26,7 +26,7 @@ from repro.config import run_config
 from repro.data import MNISTTensors, load_mnist
 from repro.train import train
 
-CANDIDATES = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002),
+CANDIDATES = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002), dict(lr=0.00001),
               dict(lr=0.0005, mu=0.1), dict(lr=0.0005, mu=0.2)]
 VALIDATION = slice(50_000, 60_000)  # the last 10,000 training patterns; the test set is never used
 
