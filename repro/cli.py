@@ -1,4 +1,4 @@
-"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 figures` (see `lenet5 -h`)."""
+"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 bench`, `lenet5 figures` (see `lenet5 -h`)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +34,7 @@ def cmd_counts(args) -> int:
 def cmd_train(args) -> int:
     import torch
 
-    from .train import RunError, train
+    from .train import RunError, train, train_seeds
 
     config = run_config(args.preset, parse_overrides(args.overrides))
     if args.threads:
@@ -42,13 +42,32 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{args.preset}-{config.digest()}")
     print(f"run folder: {out}", file=sys.stderr)
     try:
-        summary = train(config, out, data_root=args.data_root, resume=args.resume, progress=not args.quiet)
+        if args.seeds is None:
+            summaries, outs = [train(config, out, args.data_root, args.resume, progress=not args.quiet)], [out]
+        else:
+            outs = [out / f"seed{s}" for s in args.seeds]
+            summaries = train_seeds(config, args.seeds, outs, args.data_root, args.resume, progress=not args.quiet)
     except RunError as exc:
         print(f"lenet5: error: {exc}", file=sys.stderr)
         return 3
-    print(f"{summary['status']}: {summary['passes']} passes, test error {summary['final_test_error_pct']:.2f}% "
-          f"(best {summary['best_test_error_pct']:.2f}%), train error {summary['final_train_error_pct']:.2f}%, "
-          f"{summary['wall_s']:.0f} s; results in {out}")
+    for summary, run_dir in zip(summaries, outs):
+        if summary["status"] != "finished":
+            print(f"lenet5: error: {summary['message']}", file=sys.stderr)
+            continue
+        print(f"finished: {summary['passes']} passes, test error {summary['final_test_error_pct']:.2f}% (best "
+              f"{summary['best_test_error_pct']:.2f}%), train error {summary['final_train_error_pct']:.2f}%, "
+              f"{summary['wall_s']:.0f} s; results in {run_dir}")
+    return 0 if all(s["status"] == "finished" for s in summaries) else 3
+
+
+def cmd_bench(args) -> int:
+    import torch
+
+    from .bench import main_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    main_bench(args.data_root, args.quick, args.json)
     return 0
 
 
@@ -72,11 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run (resumable); writes config, per-pass log, model, predictions")
     _add_config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train these seeds into OUT/seed<N>/ (in lockstep with engine=fast or compiled)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-pass lines")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="training throughput: ours vs the seed blog's loop, batch-1 paths, lockstep")
+    p.add_argument("--quick", action="store_true", help="short measurements, no torch.compile (under a minute)")
+    p.add_argument("--json", action="store_true", help="one JSON line per measurement")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")

@@ -24,7 +24,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("sdlm", "adam", "sgd"),  # stochastic diagonal Levenberg-Marquardt (App. C) vs modern
     "lr_schedule": ("paper", "constant", "cosine"),  # Sec. III-B's per-pass eta table, scaled to lr
     "loss": ("auto", "map", "mle", "cross_entropy"),  # Eq. 9, Eq. 8, softmax CE; auto = the head's default
+    "engine": ("reference", "fast", "compiled"),  # autograd loop | hand-written batch-1 SDLM step (+ torch.compile)
 }
+
+# What the hand-written online step (repro/fast.py) implements; other values need engine=reference.
+FAST_PATH_SUPPORTS = {"pooling": ("trainable", "avg"), "norm": ("none",),
+                      "activation": ("scaled_tanh", "tanh", "relu"), "optimizer": ("sdlm",), "batch_size": (1,)}
 
 
 class ConfigError(ValueError):
@@ -73,6 +78,7 @@ class TrainConfig:
     train_size: int = 0  # 0: all 60,000 patterns; else the first N (Fig. 6)
     seed: int = 0
     checkpoint_every: int = 10_000  # steps between mid-pass checkpoints (one is also written after each pass)
+    engine: str = "reference"  # how updates are computed; fast/compiled agree with reference to ~1e-6 per step
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -144,6 +150,11 @@ class RunConfig:
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self) -> None:
+        if self.train.engine != "reference":
+            reason = fast_path_unsupported(self)
+            if reason:
+                raise ConfigError(f"engine={self.train.engine} does not support {reason}; "
+                                  f"use --set engine=reference")
         valid = HEAD_LOSSES[self.model.head]
         if self.train.loss != "auto" and self.train.loss not in valid:
             raise ConfigError(f"loss {self.train.loss!r} does not fit head {self.model.head!r}; "
@@ -168,6 +179,15 @@ class RunConfig:
 
     def flat(self) -> dict:
         return {**dataclasses.asdict(self.model), **dataclasses.asdict(self.train)}
+
+
+def fast_path_unsupported(config: RunConfig) -> str | None:
+    """Why the hand-written online step cannot run `config` ('key=value (supported: ...)'), or None."""
+    flat = config.flat()
+    for key, valid in FAST_PATH_SUPPORTS.items():
+        if flat[key] not in valid:
+            return f"{key}={flat[key]} (supported: {', '.join(map(str, valid))})"
+    return None
 
 
 def _build(cls, values: dict):

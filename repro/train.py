@@ -1,20 +1,24 @@
-"""Training (Sec. III-B): one run of a RunConfig, resumable, with a JSON line per pass.
+"""Training (Sec. III-B): runs of a RunConfig, resumable, with a JSON line per pass.
 
 A run folder holds config.json, log.jsonl (one line per pass), checkpoint.pt (written atomically after each
 pass and every `checkpoint_every` steps), and at the end model.pt, test_predictions.json and summary.json.
 `resume=True` continues from the checkpoint; the result is bit-for-bit that of an uninterrupted run (the data
 order of each pass is a function of the seed and the pass, and the checkpoint holds every other state).
-Only the `wall_s` fields differ. A pass whose loss becomes NaN or infinite stops the run as `diverged`,
-keeping the last good checkpoint.
+Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
+last good checkpoint.
+
+`train_seeds` trains several seeds of one config together: with engine=fast or compiled their online updates
+run in lockstep (repro/fast.py); each seed still has its own run folder, identical in form to a lone run's.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +28,7 @@ from . import atomic
 from .config import RunConfig
 from .counts import layer_counts, totals
 from .data import MNISTTensors, load_mnist
+from .engines import make_engine
 from .losses import LOSSES
 from .model import LeNet5
 from .optim import lr_for_pass, make_optimizer, set_lr
@@ -31,6 +36,7 @@ from .optim import lr_for_pass, make_optimizer, set_lr
 # Test hook: exit abruptly (like a kill) right after this global step, to test resuming.
 EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
 EVAL_BATCH = 1000
+DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 
 
 class RunError(RuntimeError):
@@ -45,29 +51,12 @@ class DivergedError(RunError):
 class RunPaths:
     root: Path
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.jsonl"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint.pt"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model.pt"
-
-    @property
-    def predictions(self) -> Path:
-        return self.root / "test_predictions.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
+    config = property(lambda self: self.root / "config.json")
+    log = property(lambda self: self.root / "log.jsonl")
+    checkpoint = property(lambda self: self.root / "checkpoint.pt")
+    model = property(lambda self: self.root / "model.pt")
+    predictions = property(lambda self: self.root / "test_predictions.json")
+    summary = property(lambda self: self.root / "summary.json")
 
 
 def _stream_seed(seed: int, pass_index: int, stream: int) -> int:
@@ -99,6 +88,33 @@ def evaluate(model: LeNet5, x: torch.Tensor, y: torch.Tensor, loss: str, j: floa
             "loss": LOSSES[loss](outputs, y, j).item(), "predictions": predictions}
 
 
+@dataclass(eq=False)  # runs are compared by identity
+class Run:
+    """One seed's run: its folder, model, optimizer and position, as the checkpoint records them."""
+
+    config: RunConfig
+    paths: RunPaths
+    model: LeNet5
+    optimizer: torch.optim.Optimizer
+    pass_index: int = 0
+    step: int = 0
+    log: list = field(default_factory=list)
+    elapsed: float = 0.0
+    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
+    step_stats: dict = field(default_factory=dict)
+    order: torch.Tensor | None = None
+    started: float = 0.0
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.started
+
+    def save_checkpoint(self) -> None:
+        atomic.torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                           "rng": torch.get_rng_state(), "pass": self.pass_index, "step": self.step,
+                           "loss_sum": self.loss_sum, "step_stats": self.step_stats, "log": self.log,
+                           "elapsed": self.wall()}, self.paths.checkpoint)
+
+
 def _check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:
     """Whether there is a run to resume; refuses to mix runs in one folder."""
     exists = paths.checkpoint.exists() or paths.summary.exists()
@@ -113,111 +129,157 @@ def _check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:
     return exists
 
 
-def train(config: RunConfig, out: str | os.PathLike, data_root=None, resume: bool = False,
-          data: MNISTTensors | None = None, progress: bool = True) -> dict:
-    """Train one run to completion (or divergence); returns its summary."""
+def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
+    """A Run ready to continue, or the summary of a run that has already finished."""
     paths = RunPaths(Path(out))
     resuming = _check_run_folder(paths, config, resume)
     if resuming and paths.summary.exists():
         summary = json.loads(paths.summary.read_text())
         if summary["status"] == "finished":
             return summary
-    cfg = config.train
-    data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None)
     paths.root.mkdir(parents=True, exist_ok=True)
     atomic.write_text(paths.config, json.dumps(config.to_dict(), indent=2) + "\n")
-
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(config.train.seed)
     model = LeNet5(config.model)
-    optimizer = make_optimizer(cfg, model)
-    loss_fn, loss_name, j = LOSSES[config.loss], config.loss, cfg.map_j
-    n, batch = len(data.train_y), cfg.batch_size
-    steps_per_pass = math.ceil(n / batch)
-    state = {"pass": 0, "step": 0, "log": [], "elapsed": 0.0}
+    run = Run(config, paths, model, make_optimizer(config.train, model))
     if resuming and paths.checkpoint.exists():
         state = torch.load(paths.checkpoint, weights_only=False)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        run.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        run.pass_index, run.step, run.log, run.elapsed = state["pass"], state["step"], state["log"], state["elapsed"]
+        run.loss_sum, run.step_stats = state["loss_sum"], state["step_stats"]
+    return run
+
+
+def train(config: RunConfig, out: str | os.PathLike, data_root=None, resume: bool = False,
+          data: MNISTTensors | None = None, progress: bool = True) -> dict:
+    """Train one run to completion; returns its summary. Raises DivergedError if it diverges."""
+    summary = train_seeds(config, [config.train.seed], [out], data_root, resume, data, progress)[0]
+    if summary["status"] == "diverged":
+        raise DivergedError(summary["message"])
+    return summary
+
+
+def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None, resume: bool = False,
+                data: MNISTTensors | None = None, progress: bool = True) -> list[dict]:
+    """Train `config` once per seed, each into its own folder; returns the summaries in order (a diverged
+    run's summary has status 'diverged' and the others go on)."""
+    configs = [dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)) for s in seeds]
+    opened = [_open_run(c, Path(o), resume) for c, o in zip(configs, outs)]
+    pending = [r for r in opened if isinstance(r, Run)]
+    if pending:
+        cfg = config.train
+        data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None)
+        # runs resumed at different positions cannot share lockstep updates: drive each position's group alone
+        for position in sorted({(r.pass_index, r.step) for r in pending}):
+            _drive([r for r in pending if (r.pass_index, r.step) == position], data, progress)
+    return [r if isinstance(r, dict) else json.loads(r.paths.summary.read_text()) for r in opened]
+
+
+def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
+    """Advance runs that stand at the same position to the end of training."""
+    config, cfg = runs[0].config, runs[0].config.train
+    engine = make_engine(config, data)
+    n = len(data.train_y)
+    steps_per_pass = math.ceil(n / cfg.batch_size)
     exit_at = int(os.environ.get(EXIT_AT_STEP_ENV, -1))
-
-    def checkpoint(pass_index, step, loss_sum, step_stats, elapsed):
-        atomic.torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "rng": torch.get_rng_state(), "pass": pass_index, "step": step,
-                           "loss_sum": loss_sum, "step_stats": step_stats, "log": state["log"],
-                           "elapsed": elapsed}, paths.checkpoint)
-
-    def diverged(pass_index, step, elapsed):
-        message = (f"run diverged in pass {pass_index + 1} before step {step}: the training loss is not finite "
-                   f"(lr {optimizer.param_groups[0]['lr']:g}); the last good checkpoint is kept in "
-                   f"{paths.checkpoint}; lower --set lr=... and start a new run")
-        _write_summary(paths, config, state["log"], "diverged", elapsed, message)
-        raise DivergedError(message)
-
-    bar = tqdm(total=cfg.epochs * steps_per_pass, initial=state["pass"] * steps_per_pass + state["step"],
-               unit="step", disable=not progress, mininterval=2.0, file=sys.stderr)
-    start = time.perf_counter() - state["elapsed"]
-    for pass_index in range(state["pass"], cfg.epochs):
-        set_lr(optimizer, lr_for_pass(cfg, pass_index))
-        order = pass_permutation(cfg.seed, pass_index, n)
-        if state["step"] == 0:
-            idx = hessian_sample(cfg.seed, pass_index, n, cfg.hessian_samples)
-            step_stats = optimizer.prepare(model, data.train_x[idx], data.train_y[idx], loss_name)
-            loss_sum = torch.zeros((), dtype=torch.float64)
-        else:
-            step_stats, loss_sum = state["step_stats"], state["loss_sum"]
-        model.train()
-        for step in range(state["step"], steps_per_pass):
-            idx = order[step * batch:(step + 1) * batch]
-            outputs = model(data.train_x[idx])
-            loss = loss_fn(outputs, data.train_y[idx], j)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            done = step + 1
-            if done % 1000 == 0 or done == steps_per_pass:
-                bar.update(done - bar.n + pass_index * steps_per_pass)
-                if not torch.isfinite(loss_sum):
-                    diverged(pass_index, done, time.perf_counter() - start)
-            if done % cfg.checkpoint_every == 0 and done < steps_per_pass:
-                if not torch.isfinite(loss_sum):
-                    diverged(pass_index, done, time.perf_counter() - start)
-                checkpoint(pass_index, done, loss_sum, step_stats, time.perf_counter() - start)
-            if pass_index * steps_per_pass + done == exit_at:
+    for run in runs:
+        run.started = time.perf_counter() - run.elapsed
+    bar = tqdm(total=cfg.epochs * steps_per_pass * len(runs), unit="step", disable=not progress,
+               initial=(runs[0].pass_index * steps_per_pass + runs[0].step) * len(runs), mininterval=2.0,
+               file=sys.stderr)
+    live = list(runs)
+    for pass_index in range(runs[0].pass_index, cfg.epochs):
+        for run in live:
+            set_lr(run.optimizer, lr_for_pass(cfg, pass_index))
+            run.order = pass_permutation(run.config.train.seed, pass_index, n)
+            if run.step == 0:
+                idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples)
+                run.step_stats = run.optimizer.prepare(run.model, data.train_x[idx], data.train_y[idx],
+                                                       config.loss)
+                run.loss_sum = torch.zeros((), dtype=torch.float64)
+        step = live[0].step
+        while step < steps_per_pass and live:
+            end = min(steps_per_pass, _next_multiple(step, DIVERGENCE_CHECK_EVERY),
+                      _next_multiple(step, cfg.checkpoint_every))
+            if exit_at > pass_index * steps_per_pass + step:
+                end = min(end, exit_at - pass_index * steps_per_pass)
+            engine.run_steps(live, step, end)
+            bar.update((end - step) * len(live))
+            step = end
+            for run in live:
+                run.step = step
+            live = [r for r in live if not _diverged(r, step)]
+            if step % cfg.checkpoint_every == 0 and step < steps_per_pass:
+                for run in live:
+                    run.save_checkpoint()
+            if pass_index * steps_per_pass + step == exit_at:
                 os._exit(137)
-        train_eval = evaluate(model, data.train_x, data.train_y, loss_name, j)
-        test_eval = evaluate(model, data.test_x, data.test_y, loss_name, j)
-        if not (math.isfinite(train_eval["loss"]) and math.isfinite(test_eval["loss"])):
-            diverged(pass_index, steps_per_pass, time.perf_counter() - start)
-        elapsed = time.perf_counter() - start
-        line = {"pass": pass_index + 1, "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": (loss_sum / steps_per_pass).item(), "train_error_pct": train_eval["error_pct"],
-                "test_error_pct": test_eval["error_pct"], "test_loss": test_eval["loss"],
-                "effective_steps": step_stats, "wall_s": round(elapsed, 2)}
-        state["log"].append(line)
-        atomic.write_text(paths.log, "".join(json.dumps(entry) + "\n" for entry in state["log"]))
-        if progress:
-            tqdm.write(json.dumps(line), file=sys.stdout)
-        state["step"] = 0
-        checkpoint(pass_index + 1, 0, torch.zeros((), dtype=torch.float64), {}, elapsed)
+        for run in list(live):
+            if not _finish_pass(run, data, pass_index, steps_per_pass, progress):
+                live.remove(run)
     bar.close()
-
-    test_eval = evaluate(model, data.test_x, data.test_y, loss_name, j)
-    atomic.torch_save({"model": model.state_dict(), "config": config.to_dict()}, paths.model)
-    atomic.write_text(paths.predictions, json.dumps({"labels": data.test_y.tolist(),
-                                                     "predictions": test_eval["predictions"].tolist()}) + "\n")
-    return _write_summary(paths, config, state["log"], "finished", time.perf_counter() - start, "",
-                          trainable_params=totals(layer_counts(model))[0])
+    for run in live:
+        _finish_run(run, data)
 
 
-def _write_summary(paths: RunPaths, config: RunConfig, log: list[dict], status: str, wall_s: float,
-                   message: str, trainable_params: int | None = None) -> dict:
-    summary = {"status": status, "message": message, "config": config.to_dict(), "passes": len(log),
+def _next_multiple(step: int, every: int) -> int:
+    return (step // every + 1) * every
+
+
+def _diverged(run: Run, step: int) -> bool:
+    if torch.isfinite(run.loss_sum):
+        return False
+    _mark_diverged(run, step)
+    return True
+
+
+def _mark_diverged(run: Run, step: int) -> None:
+    message = (f"run diverged in pass {run.pass_index + 1} before step {step}: the training loss is not finite "
+               f"(lr {run.optimizer.param_groups[0]['lr']:g}); the last good checkpoint is kept in "
+               f"{run.paths.checkpoint}; lower --set lr=... and start a new run")
+    _write_summary(run, "diverged", message)
+
+
+def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: int, progress: bool) -> bool:
+    """Evaluate, log and checkpoint the end of a pass; False if the run diverged."""
+    config = run.config
+    train_eval = evaluate(run.model, data.train_x, data.train_y, config.loss, config.train.map_j)
+    test_eval = evaluate(run.model, data.test_x, data.test_y, config.loss, config.train.map_j)
+    if not (math.isfinite(train_eval["loss"]) and math.isfinite(test_eval["loss"])):
+        _mark_diverged(run, steps_per_pass)
+        return False
+    line = {"pass": pass_index + 1, "lr": run.optimizer.param_groups[0]["lr"],
+            "train_loss": (run.loss_sum / steps_per_pass).item(), "train_error_pct": train_eval["error_pct"],
+            "test_error_pct": test_eval["error_pct"], "test_loss": test_eval["loss"],
+            "effective_steps": run.step_stats, "wall_s": round(run.wall(), 2)}
+    run.log.append(line)
+    atomic.write_text(run.paths.log, "".join(json.dumps(entry) + "\n" for entry in run.log))
+    if progress:
+        tqdm.write(json.dumps(line), file=sys.stdout)
+    run.pass_index, run.step = pass_index + 1, 0
+    run.loss_sum, run.step_stats = torch.zeros((), dtype=torch.float64), {}
+    run.save_checkpoint()
+    return True
+
+
+def _finish_run(run: Run, data: MNISTTensors) -> None:
+    config = run.config
+    test_eval = evaluate(run.model, data.test_x, data.test_y, config.loss, config.train.map_j)
+    atomic.torch_save({"model": run.model.state_dict(), "config": config.to_dict()}, run.paths.model)
+    atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
+                                                         "predictions": test_eval["predictions"].tolist()}) + "\n")
+    _write_summary(run, "finished", "", trainable_params=totals(layer_counts(run.model))[0])
+
+
+def _write_summary(run: Run, status: str, message: str, trainable_params: int | None = None) -> dict:
+    log = run.log
+    summary = {"status": status, "message": message, "config": run.config.to_dict(), "passes": len(log),
                "final_train_error_pct": log[-1]["train_error_pct"] if log else None,
                "final_test_error_pct": log[-1]["test_error_pct"] if log else None,
                "best_test_error_pct": min((e["test_error_pct"] for e in log), default=None),
-               "wall_s": round(wall_s, 2), "trainable_params": trainable_params,
+               "wall_s": round(run.wall(), 2), "trainable_params": trainable_params,
                "threads": torch.get_num_threads(), "torch": torch.__version__}
-    atomic.write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(run.paths.summary, json.dumps(summary, indent=2) + "\n")
     return summary

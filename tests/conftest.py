@@ -19,17 +19,28 @@ def write_idx(path: Path, array: torch.Tensor, magic: int) -> None:
     path.write_bytes(header + array.to(torch.uint8).numpy().tobytes())
 
 
-@pytest.fixture
-def tiny_mnist(tmp_path) -> Path:
-    """A data root holding a small synthetic MNIST in torchvision's raw layout (32 train, 16 test)."""
+def make_mnist(root: Path, n_train: int, n_test: int) -> Path:
+    """Write a synthetic MNIST in torchvision's raw layout under `root`."""
     gen = torch.Generator().manual_seed(1)
-    for split, n in (("train", 32), ("test", 16)):
-        raw = tmp_path / "MNIST" / "raw"
+    for split, n in (("train", n_train), ("test", n_test)):
+        raw = root / "MNIST" / "raw"
         images = torch.randint(0, 256, (n, 28, 28), generator=gen)
         labels = torch.arange(n) % 10
         write_idx(raw / RAW_FILES[(split, "images")], images, 0x803)
         write_idx(raw / RAW_FILES[(split, "labels")], labels, 0x801)
-    return tmp_path
+    return root
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path) -> Path:
+    """A data root holding a small synthetic MNIST (32 train, 16 test)."""
+    return make_mnist(tmp_path, 32, 16)
+
+
+@pytest.fixture
+def tiny_mnist_large(tmp_path) -> Path:
+    """A synthetic MNIST big enough for a few batches of 64 (640 train, 64 test)."""
+    return make_mnist(tmp_path, 640, 64)
 
 
 @pytest.fixture

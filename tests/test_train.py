@@ -107,3 +107,33 @@ def test_real_mnist_short_run(real_data_root, tmp_path):
     config = run_config("modern", {"epochs": 1, "train_size": 6000})
     summary = train(config, tmp_path / "run", data_root=real_data_root, progress=False)
     assert summary["final_test_error_pct"] < 10.0  # the seed blog's network learns MNIST in one short pass
+
+
+def test_lockstep_seeds_match_reference_runs(tiny_mnist, tmp_path):
+    from repro.train import train_seeds
+    data = load_mnist("32", tiny_mnist, download=False)
+    fast = run_config("paper", {**TINY, "engine": "fast"})
+    summaries = train_seeds(fast, [0, 1, 2], [tmp_path / f"fast{s}" for s in range(3)], data=data, progress=False)
+    assert [s["status"] for s in summaries] == ["finished"] * 3
+    for seed in range(3):
+        train(run_config("paper", {**TINY, "seed": seed}), tmp_path / f"ref{seed}", data=data, progress=False)
+        a = torch.load(tmp_path / f"fast{seed}" / "model.pt")["model"]
+        b = torch.load(tmp_path / f"ref{seed}" / "model.pt")["model"]
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5)
+        assert json.loads((tmp_path / f"fast{seed}" / "config.json").read_text())["train"]["seed"] == seed
+
+
+def test_killed_lockstep_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
+    args = ["--data-root", str(tiny_mnist), "--set", "engine=fast", "--seeds", "0", "1"] + \
+        [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    assert run_cli(args + ["--out", str(tmp_path / "whole")]).returncode == 0
+    assert run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: "39"}).returncode == 137
+    resumed = run_cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    for seed in (0, 1):
+        a = torch.load(tmp_path / "whole" / f"seed{seed}" / "model.pt")["model"]
+        b = torch.load(tmp_path / "killed" / f"seed{seed}" / "model.pt")["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert log_without_wall_time(tmp_path / "whole" / f"seed{seed}" / "log.jsonl") == \
+            log_without_wall_time(tmp_path / "killed" / f"seed{seed}" / "log.jsonl")
