@@ -6,12 +6,15 @@ eta/mu = 0.025. The diagonal misses the coherent effect of a unit's many inputs 
 hundred online updates the network saturates and stays there (loss ~ 366, chance error). See
 paper_notes/sdlm.md.
 
-This script measures, on a validation split carved out of the *training* set (never the test set), the error
-after one online pass over a training subset for several (lr, mu) choices, and prints a JSON line each:
+Every measurement here uses a validation split carved out of the *training* set (the last 10,000 training
+patterns); the test set is never used.
 
-    python -m experiments.sdlm_step_scale [--data-root DIR] [--train 12000] [--out results/sdlm_step_scale.jsonl]
+    # screen: one online pass over 12,000 patterns per candidate -> results/sdlm_step_scale.jsonl
+    python -m experiments.sdlm_step_scale --data-root ../shared/data
+    # confirm: the full 20-pass protocol on the other 50,000 -> results/sdlm_step_scale_full.jsonl
+    python -m experiments.sdlm_step_scale --data-root ../shared/data --full --lr 0.00002 0.00005
 
-The paper preset takes the scale with the lowest validation error among those that keep mu = 0.02.
+The paper preset takes the scale with the lowest validation error.
 """
 from __future__ import annotations
 
@@ -24,32 +27,45 @@ import torch
 
 from repro.config import run_config
 from repro.data import MNISTTensors, load_mnist
+from repro.figures import read_log
 from repro.train import train
 
-CANDIDATES = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002), dict(lr=0.00001),
-              dict(lr=0.0005, mu=0.1), dict(lr=0.0005, mu=0.2)]
+SCREEN = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002), dict(lr=0.00001),
+          dict(lr=0.0005, mu=0.1), dict(lr=0.0005, mu=0.2)]
 VALIDATION = slice(50_000, 60_000)  # the last 10,000 training patterns; the test set is never used
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--train", type=int, default=12_000, help="training patterns for the one pass")
-    parser.add_argument("--out", default="results/sdlm_step_scale.jsonl")
+    parser.add_argument("--full", action="store_true", help="the paper's 20 passes on the first 50,000 patterns")
+    parser.add_argument("--lr", type=float, nargs="+", default=None, help="--full: the etas to compare")
+    parser.add_argument("--engine", default="compiled", help="--full: training engine (default: compiled)")
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     full = load_mnist("32", args.data_root)
-    data = MNISTTensors(full.train_x[:args.train], full.train_y[:args.train],
+    n_train = 50_000 if args.full else 12_000
+    data = MNISTTensors(full.train_x[:n_train], full.train_y[:n_train],
                         full.train_x[VALIDATION], full.train_y[VALIDATION])
-    out = Path(args.out)
+    if args.full:
+        candidates = [dict(lr=lr, engine=args.engine) for lr in args.lr or [0.00002]]
+        out = Path(args.out or "results/sdlm_step_scale_full.jsonl")
+    else:
+        candidates = [{**c, "epochs": 1} for c in SCREEN]
+        out = Path(args.out or "results/sdlm_step_scale.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w") as f:
-        for overrides in CANDIDATES:
-            config = run_config("paper", {"epochs": 1, **overrides})
+    with open(out, "a" if args.full else "w") as f:
+        for overrides in candidates:
+            config = run_config("paper", overrides)
             with tempfile.TemporaryDirectory() as tmp:
                 summary = train(config, tmp, data=data, progress=False)
-            line = {**overrides, "mu": config.train.mu, "train_patterns": args.train,
-                    "validation_error_pct": summary["final_test_error_pct"]}
+                curve = [round(e["test_error_pct"], 3) for e in read_log(Path(tmp))]
+            line = {"lr": config.train.lr, "mu": config.train.mu, "passes": config.train.epochs,
+                    "train_patterns": n_train, "validation_error_pct": summary["final_test_error_pct"],
+                    "final_train_error_pct": summary["final_train_error_pct"], "engine": config.train.engine}
+            if args.full:
+                line["validation_error_per_pass"] = curve
             print(json.dumps(line), flush=True)
             f.write(json.dumps(line) + "\n")
 

@@ -1,4 +1,5 @@
-"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 bench`, `lenet5 figures` (see `lenet5 -h`)."""
+"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 bench`, `lenet5 report`,
+`lenet5 figures` (see `lenet5 -h`)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,9 @@ def cmd_train(args) -> int:
     config = run_config(args.preset, parse_overrides(args.overrides))
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif config.train.batch_size == 1 and (args.seeds is None or len(args.seeds) == 1):
+        # measured (README, Speed): one-pattern updates run faster on one thread; run two such jobs on 2 cores
+        torch.set_num_threads(1)
     out = Path(args.out or f"runs/{args.preset}-{config.digest()}")
     print(f"run folder: {out}", file=sys.stderr)
     try:
@@ -71,6 +75,14 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_reports
+
+    for path in write_reports(Path(args.results), Path(args.readme)):
+        print(path)
+    return 0
+
+
 def cmd_figures(args) -> int:
     from .figures import make_all_figures
 
@@ -95,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train these seeds into OUT/seed<N>/ (in lockstep with engine=fast or compiled)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default: 1 for a single online run, else torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-pass lines")
     p.set_defaults(func=cmd_train)
 
@@ -105,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="tables from committed results: results/reproduction.md and the README's")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--readme", default="README.md", help="README whose marked table is refreshed")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
