@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from .components import c3_connection_mask  # noqa: E402
 from .prototypes import HEIGHT, WIDTH, rbf_prototypes  # noqa: E402
@@ -70,6 +71,10 @@ def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
         ax.axhline(PAPER_TEST_ERROR_PCT, color="C0", lw=0.8, ls=":", label="paper test 0.95%")
         ax.axhline(PAPER_TRAIN_ERROR_PCT, color="C1", lw=0.8, ls=":", label="paper training 0.35%")
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(FixedLocator([0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50]))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("pass through the training set")
         ax.set_ylabel("error (%)")
         ax.set_title(title)
@@ -91,12 +96,14 @@ def make_static_figures(out_dir: Path) -> list[Path]:
 
 
 def reproduction_runs(results: Path) -> dict[str, list[Path]]:
-    """results/<preset>/seed<N>/ folders that hold a log, grouped by preset."""
+    """results/<folder>/seed<N>/ folders that hold a log, grouped as the reproduction table groups them."""
+    from .report import RESULT_GROUPS
+
     groups = {}
-    for preset in ("paper", "modern"):
-        runs = sorted(d for d in (results / preset).glob("seed*") if (d / "log.jsonl").exists())
+    for folder, label, _command, _paper in RESULT_GROUPS:
+        runs = sorted(d for d in (results / folder).glob("seed*") if (d / "log.jsonl").exists())
         if runs:
-            groups[f"preset '{preset}'"] = runs
+            groups[f"preset {label}"] = runs
     return groups
 
 
