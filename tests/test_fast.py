@@ -62,3 +62,28 @@ def test_lockstep_equals_reference_seed_by_seed(overrides):
 def test_unsupported_configs_are_named(overrides, reason):
     assert reason in unsupported_reason(run_config("paper", overrides))
     assert unsupported_reason(run_config("paper")) is None
+
+
+def test_compiled_step_equals_eager_step():
+    config = run_config("paper", {"lr": 0.0001})
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 4, 1, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (2, 4), generator=gen)
+    engines = []
+    for _ in range(2):
+        models = [LeNet5(config.model) for _ in range(2)]
+        for m, src in zip(models, engines[0].models if engines else models):
+            m.load_state_dict(src.state_dict())
+        opts = [make_optimizer(config.train, m) for m in models]
+        for m, o in zip(models, opts):
+            o.prepare(m, x[0], y[0], config.loss)
+        engine = LockstepSDLM(config, models, opts)
+        engine.pack()
+        engines.append(engine)
+    compiled = torch.compile(engines[1].step_weights, dynamic=False)
+    for t in range(4):
+        eager_loss = engines[0].step(x[:, t], y[:, t])
+        compiled_loss = compiled(engines[1].w, engines[1].steps, x[:, t], y[:, t])
+        torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-5)
+    for name in engines[0].names:
+        torch.testing.assert_close(engines[1].w[name], engines[0].w[name], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,52 @@
+import json
+import math
+
+import pytest
+
+from repro.figures import make_all_figures
+from repro.report import mean_ci, refresh_readme, reproduction_table, write_reports
+
+
+def test_mean_ci_matches_hand_computation():
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    # sd = 1, t_{0.975, 2} = 4.302653, half-width = t * sd / sqrt(3)
+    assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(mean_ci([1.5])[1])
+
+
+def write_run(results, preset, seed, test, train, passes=3):
+    run = results / preset / f"seed{seed}"
+    run.mkdir(parents=True)
+    log = [{"pass": p + 1, "train_error_pct": train + (passes - p), "test_error_pct": test + (passes - p) / 2}
+           for p in range(passes)]
+    (run / "log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in log))
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "final_test_error_pct": test,
+                                                  "final_train_error_pct": train, "passes": passes,
+                                                  "config": {"train": {"seed": seed}}}))
+
+
+def test_reproduction_table_and_readme_refresh(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "paper", 0, 1.0, 0.4)
+    write_run(results, "paper", 1, 1.2, 0.2)
+    table = reproduction_table(results)
+    assert "| paper | 0, 1 | 1.10 ± 1.27 | 1.00, 1.20 | 0.30 ± 1.27 | 0.95 / 0.35 | 3 |" in table
+    assert "modern" not in table
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- reproduction-table:begin (lenet5 report) -->\nold\n"
+                      "<!-- reproduction-table:end -->\noutro\n")
+    assert [p.name for p in write_reports(results, readme)] == ["reproduction.md", "README.md"]
+    text = readme.read_text()
+    assert "old" not in text and "1.10 ± 1.27" in text and text.endswith("outro\n")
+    assert not refresh_readme(tmp_path / "results" / "reproduction.md", table)
+
+
+def test_all_figures_build_from_synthetic_results(tmp_path):
+    results = tmp_path / "results"
+    for seed in range(2):
+        write_run(results, "paper", seed, 1.0 + seed / 10, 0.3)
+    write_run(results, "modern", 0, 1.3, 0.8)
+    paths = make_all_figures(tmp_path / "figures", results)
+    assert [p.name for p in paths] == ["rbf_prototypes.png", "c3_table.png", "fig5_error_vs_pass.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert len(make_all_figures(tmp_path / "static", tmp_path / "none")) == 2
