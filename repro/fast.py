@@ -70,7 +70,7 @@ class LockstepSDLM:
         steps = []
         for model, opt in zip(self.models, self.optimizers):
             group = opt.param_groups[0]
-            steps.append({n: opt._step_size(p, group) for n, p in model.named_parameters()})
+            steps.append({n: opt.step_size(p, group) for n, p in model.named_parameters()})
         self.steps = {n: torch.stack([s[n] for s in steps]).contiguous() for n in self.names}
 
     def unpack(self) -> None:

@@ -131,7 +131,8 @@ class SDLM(torch.optim.Optimizer):
         return {p: group["lr"] / (group["mu"] + self.state[p]["hessian"])
                 for group in self.param_groups for p in group["params"]}
 
-    def _step_size(self, p: torch.Tensor, group: dict) -> torch.Tensor:
+    def step_size(self, p: torch.Tensor, group: dict) -> torch.Tensor:
+        """The step applied to p's gradient: batch_size * eta / (mu + h), cached until eta or h changes."""
         state = self.state[p]
         if "hessian" not in state:
             raise RuntimeError("SDLM.step() before prepare(): estimate the Hessian first")
@@ -144,7 +145,7 @@ class SDLM(torch.optim.Optimizer):
     def step(self, closure=None):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            steps = [self._step_size(p, group) for p in params]
+            steps = [self.step_size(p, group) for p in params]
             torch._foreach_addcmul_(params, [p.grad for p in params], steps, value=-1.0)
 
 
