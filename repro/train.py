@@ -1,7 +1,8 @@
 """Training (Sec. III-B): runs of a RunConfig, resumable, with a JSON line per pass.
 
-A run folder holds config.json, log.jsonl (one line per pass), checkpoint.pt (written atomically after each
-pass and every `checkpoint_every` steps), and at the end model.pt, test_predictions.json and summary.json.
+A run folder holds config.json, log.jsonl (one line per pass), test_predictions.json (of the latest pass),
+checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt
+and summary.json.
 `resume=True` continues from the checkpoint; the result is bit-for-bit that of an uninterrupted run (the data
 order of each pass is a function of the seed and the pass, and the checkpoint holds every other state).
 Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
@@ -221,7 +222,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                 live.remove(run)
     bar.close()
     for run in live:
-        _finish_run(run, data)
+        _finish_run(run)
 
 
 def _next_multiple(step: int, every: int) -> int:
@@ -256,6 +257,9 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
             "effective_steps": run.step_stats, "wall_s": round(run.wall(), 2)}
     run.log.append(line)
     atomic.write_text(run.paths.log, "".join(json.dumps(entry) + "\n" for entry in run.log))
+    # written before the checkpoint, so a run resumed after its last pass still has its final predictions
+    atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
+                                                         "predictions": test_eval["predictions"].tolist()}) + "\n")
     if progress:
         tqdm.write(json.dumps(line), file=sys.stdout)
     run.pass_index, run.step = pass_index + 1, 0
@@ -264,12 +268,9 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
     return True
 
 
-def _finish_run(run: Run, data: MNISTTensors) -> None:
-    config = run.config
-    test_eval = evaluate(run.model, data.test_x, data.test_y, config.loss, config.train.map_j)
-    atomic.torch_save({"model": run.model.state_dict(), "config": config.to_dict()}, run.paths.model)
-    atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
-                                                         "predictions": test_eval["predictions"].tolist()}) + "\n")
+def _finish_run(run: Run) -> None:
+    """The final model and summary; the last pass already wrote the test predictions."""
+    atomic.torch_save({"model": run.model.state_dict(), "config": run.config.to_dict()}, run.paths.model)
     _write_summary(run, "finished", "", trainable_params=totals(layer_counts(run.model))[0])
 
 
