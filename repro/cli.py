@@ -1,4 +1,4 @@
-"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 bench`, `lenet5 report`,
+"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 grid`, `lenet5 bench`, `lenet5 report`,
 `lenet5 figures` (see `lenet5 -h`)."""
 from __future__ import annotations
 
@@ -75,6 +75,31 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_grid(args) -> int:
+    import os
+
+    from experiments.grids import DEFAULT_SEEDS, GRIDS
+
+    from .grid import grid_cells, run_grid
+
+    grid = GRIDS[args.name]
+    seeds = args.seeds or list(DEFAULT_SEEDS)
+    if args.dry_run:
+        reference = grid.reference.config.flat()
+        for v in grid.variants:
+            diff = {k: val for k, val in v.config.flat().items() if reference[k] != val}
+            print(f"{v.name:24s} {v.config.digest()}  {diff or reference}")
+        print(f"{len(grid_cells(grid, seeds))} runs: {len(grid.variants)} variants x seeds {seeds}")
+        return 0
+    workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
+    out = Path(args.out or f"results/grids/{grid.name}")
+    rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
+    print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
+          f"of {len(grid_cells(grid, seeds))}; rows in {out / 'runs.jsonl'}")
+    return 0 if counts["failed"] == 0 else 3
+
+
 def cmd_report(args) -> int:
     from .report import write_reports
 
@@ -86,7 +111,7 @@ def cmd_report(args) -> int:
 def cmd_figures(args) -> int:
     from .figures import make_all_figures
 
-    for path in make_all_figures(Path(args.out), Path(args.results)):
+    for path in make_all_figures(Path(args.out), Path(args.results), args.data_root):
         print(path)
     return 0
 
@@ -119,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("grid", help="run an ablation grid (experiments/grids.py): every variant x seed, resumable")
+    p.add_argument("name", choices=["one_at_a_time", "leave_one_in"], help="which grid")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="parallel runs (default: cores // threads; 1 runs in this process)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    p.add_argument("--out", default=None, help="grid folder (default: results/grids/NAME)")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--dry-run", action="store_true", help="list the variants and how each differs; train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_grid)
+
     p = sub.add_parser("report", help="tables from committed results: results/reproduction.md and the README's")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--readme", default="README.md", help="README whose marked table is refreshed")
@@ -127,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--results", default="results", help="committed results to plot (default: results)")
+    p.add_argument("--data-root", default=None,
+                   help="MNIST, for the misclassified-digit images only (default: $LENET5_DATA or ./data)")
     p.set_defaults(func=cmd_figures)
     return parser
 

@@ -1,11 +1,14 @@
 """Every figure of the project, built by `lenet5 figures` from the code and from committed results only.
 
 Nothing here trains. Static figures: the RBF prototypes (cf. Fig. 3) and Table I. From results/: test and
-training error per pass of the reproduction runs (cf. Fig. 5).
+training error per pass of the reproduction runs (cf. Fig. 5); the paper preset's learned C1 kernels, confusion
+matrix and misclassified test digits (cf. Fig. 8); for each ablation grid, the deltas against its reference and
+the test error per pass of every variant.
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -107,10 +110,161 @@ def reproduction_runs(results: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def make_all_figures(out_dir: Path, results: Path) -> list[Path]:
-    """Every figure; those that need results are skipped (with a note) when results/ lacks them."""
+def plot_ablation_deltas(table, title: str, path: Path) -> Path:
+    """Dot-and-whisker: each variant's test-error difference from the grid's reference (paired by seed, 95%
+    t-interval), sorted by effect; left of zero is better than the reference."""
+    rows = table.dropna(subset=["delta"]).sort_values("delta")
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
+    y = list(range(len(rows)))
+    halves = rows["delta_half"].fillna(0.0)
+    ax.errorbar(rows["delta"], y, xerr=halves, fmt="o", color="C0", ecolor="C0", capsize=3)
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(rows["variant"])
+    ax.invert_yaxis()
+    ax.set_xlabel("test error minus the reference's (percentage points, mean over seeds ± 95% CI)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_grid_curves(rows: list[dict], grid_dir: Path, title: str, path: Path) -> Path:
+    """Test error per pass for each variant of a grid: the mean over its finished seeds."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    for i, name in enumerate(variants):
+        logs = [read_log(grid_dir / r["run_dir"]) for r in rows if r["variant"] == name and r["status"] == "finished"]
+        if not logs:
+            continue
+        passes = min(len(log) for log in logs)
+        mean = [sum(log[p]["test_error_pct"] for log in logs) / len(logs) for p in range(passes)]
+        ax.plot(range(1, passes + 1), mean, "-o", ms=3, lw=2.2 if i == 0 else 1.2,
+                color="k" if i == 0 else f"C{(i - 1) % 10}", label=f"{name} (reference)" if i == 0 else name)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 90]))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("pass through the training set")
+    ax.set_ylabel("test error (%), mean over seeds")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_c1_kernels(kernels, title: str, path: Path) -> Path:
+    """The learned 5x5 C1 kernels (6 x 1 x 5 x 5), each on its own symmetric colour scale."""
+    fig, axes = plt.subplots(1, len(kernels), figsize=(1.6 * len(kernels), 2.0))
+    for k, ax in enumerate(axes):
+        w = kernels[k, 0]
+        lim = float(abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(f"map {k}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(labels: list[int], predictions: list[int], title: str, path: Path) -> Path:
+    """Counts of (true, predicted) test digits; the diagonal is left blank so the errors stand out."""
+    import numpy as np
+
+    counts = np.zeros((10, 10), dtype=int)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    errors = counts.copy()
+    np.fill_diagonal(errors, 0)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.imshow(errors, cmap="Reds")
+    for t in range(10):
+        for p in range(10):
+            if counts[t, p]:
+                ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
+                        color="0.5" if t == p else "k")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: {int(errors.sum())} errors of {len(labels)}", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_misclassified(images, labels: list[int], predictions: list[int], title: str, path: Path,
+                       columns: int = 14) -> Path:
+    """Cf. Fig. 8: every misclassified test digit (up to 8 rows), captioned true->predicted."""
+    wrong = [i for i, (y, p) in enumerate(zip(labels, predictions)) if y != p][:columns * 8]
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+        ax.set_title(f"{labels[i]}->{predictions[i]}", fontsize=7)
+    fig.suptitle(f"{title}: {len(wrong)} shown, true->predicted", fontsize=9)
+    return _save(fig, path)
+
+
+# The run whose weights and predictions the C1, confusion and misclassified-digit figures show.
+SHOWCASE_RUN = Path("paper") / "seed0"
+
+
+def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:
+    """C1 kernels, confusion matrix and misclassified digits of the paper preset's showcase run. The digits'
+    pixels come from MNIST itself (never committed), so that figure needs the data root."""
+    import torch
+
+    from .data import DataError, load_raw
+
+    run = results / SHOWCASE_RUN
+    paths = []
+    label = f"paper preset, results/{SHOWCASE_RUN}"
+    if (run / "model.pt").exists():
+        state = torch.load(run / "model.pt", weights_only=False)["model"]
+        paths.append(plot_c1_kernels(state["c1.0.weight"].numpy(), f"learned C1 kernels, {label}",
+                                     out_dir / "c1_kernels.png"))
+    if (run / "test_predictions.json").exists():
+        pred = json.loads((run / "test_predictions.json").read_text())
+        paths.append(plot_confusion_matrix(pred["labels"], pred["predictions"], f"confusion, {label}",
+                                           out_dir / "confusion_paper.png"))
+        try:
+            images, _ = load_raw(data_root, "test", download=False)
+        except DataError as exc:
+            print(f"skipped misclassified_paper.png: {exc}", file=sys.stderr)
+        else:
+            paths.append(plot_misclassified(images.numpy(), pred["labels"], pred["predictions"],
+                                            f"misclassified test digits, {label}",
+                                            out_dir / "misclassified_paper.png"))
+    return paths
+
+
+def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
+    """For each grid with results: the ablation deltas and the test error per pass of every variant."""
+    from experiments.grids import GRIDS
+
+    from .ablation import ablation_table, grid_rows
+
+    paths = []
+    for name, grid in GRIDS.items():
+        grid_dir = results / "grids" / name
+        rows = grid_rows(grid_dir)
+        if not rows:
+            continue
+        order = [v.name for v in grid.variants]
+        table = ablation_table(grid_dir, grid.reference.name, order)
+        paths.append(plot_ablation_deltas(table, f"{name}: {grid.description} (Δ vs {grid.reference.name})",
+                                          out_dir / f"ablation_{name}.png"))
+        paths.append(plot_grid_curves(rows, grid_dir, f"{name}: test error per pass",
+                                      out_dir / f"ablation_{name}_curves.png"))
+    return paths
+
+
+def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:
+    """Every figure; those that need results are skipped when results/ lacks them."""
     paths = make_static_figures(out_dir)
     groups = reproduction_runs(results)
     if groups:
         paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png"))
+    paths += make_showcase_figures(out_dir, results, data_root)
+    paths += make_grid_figures(out_dir, results)
     return paths

@@ -3,6 +3,8 @@
 The reproduction table compares the paper preset's and the modern preset's runs under results/<preset>/seed<N>/
 with the paper's figures (Sec. III-C): mean test error over seeds with a 95% t-interval, every seed's value,
 and the final training error. It is written to results/reproduction.md and between the README's markers.
+The ablation tables (repro/ablation.py), one per grid under results/grids/, go to results/ablation.md and
+between the README's per-grid markers.
 """
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import json
 import math
 from pathlib import Path
 
-from scipy import stats
-
 from . import atomic
+from .stats import mean_ci
 
 # results/<folder>/seed<N>/ groups: (folder, label, the command that made each run, the paper's test / train error)
 RESULT_GROUPS = [
@@ -24,16 +25,6 @@ RESULT_GROUPS = [
 ]
 README_BEGIN = "<!-- reproduction-table:begin (lenet5 report) -->"
 README_END = "<!-- reproduction-table:end -->"
-
-
-def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the t-interval over seeds (nan half-width for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
 
 
 def finished_summaries(results: Path, folder: str) -> list[dict]:
@@ -66,15 +57,53 @@ def reproduction_table(results: Path) -> str:
     return "\n".join(rows)
 
 
-def refresh_readme(readme: Path, table: str) -> bool:
+def ablation_markers(grid_name: str) -> tuple[str, str]:
+    return f"<!-- ablation-table:{grid_name}:begin (lenet5 report) -->", f"<!-- ablation-table:{grid_name}:end -->"
+
+
+def refresh_readme(readme: Path, table: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
     """Replace the text between the README's markers; False if the markers are missing."""
     text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
+    if begin not in text or end not in text:
         return False
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    atomic.write_text(readme, f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic.write_text(readme, f"{head}{begin}\n{table}\n{end}{tail}")
     return True
+
+
+def ablation_tables(results: Path) -> dict[str, str]:
+    """{grid name: Markdown table} for every grid with a runs file under results/grids/."""
+    from experiments.grids import GRIDS
+
+    from .ablation import ablation_table, table_markdown
+    from .grid import RUNS_FILE
+
+    tables = {}
+    for name, grid in GRIDS.items():
+        grid_dir = results / "grids" / name
+        if (grid_dir / RUNS_FILE).exists():
+            order = [v.name for v in grid.variants]
+            tables[name] = table_markdown(ablation_table(grid_dir, grid.reference.name, order), grid.reference.name)
+    return tables
+
+
+def ablation_report(tables: dict[str, str]) -> str:
+    from experiments.grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS
+
+    parts = ["# Ablation grids\n",
+             "Made by `lenet5 report` from results/grids/NAME/runs.jsonl and each run's test predictions. Grids "
+             "and protocol: experiments/grids.py. Protocol: "
+             + ", ".join(f"{k}={v}" for k, v in GRID_PROTOCOL.items()) + "; "
+             + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
+                         for opt, s in OPTIMIZER_SETTINGS.items()) + ".\n",
+             "Δ is variant minus reference in percentage points, paired by seed, with its 95% t-interval and the "
+             "paired t-test's p-value. McNemar: b = test images the reference gets right and the variant wrong, "
+             "c = the reverse, pooled over seeds; p from the exact binomial test.\n"]
+    for name, table in tables.items():
+        parts.append(f"## {name}: {GRIDS[name].description}\n\nRemake the runs: `lenet5 grid {name}`\n\n"
+                     f"{table}\n")
+    return "\n".join(parts)
 
 
 def write_reports(results: Path, readme: Path) -> list[Path]:
@@ -85,4 +114,13 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
     written = [out]
     if readme.exists() and refresh_readme(readme, table):
         written.append(readme)
+    tables = ablation_tables(results)
+    if tables:
+        out = results / "ablation.md"
+        atomic.write_text(out, ablation_report(tables))
+        written.append(out)
+        for name, grid_table in tables.items():
+            if readme.exists() and refresh_readme(readme, grid_table, *ablation_markers(name)) \
+                    and readme not in written:
+                written.append(readme)
     return written

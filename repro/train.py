@@ -279,6 +279,7 @@ def _write_summary(run: Run, status: str, message: str, trainable_params: int | 
     summary = {"status": status, "message": message, "config": run.config.to_dict(), "passes": len(log),
                "final_train_error_pct": log[-1]["train_error_pct"] if log else None,
                "final_test_error_pct": log[-1]["test_error_pct"] if log else None,
+               "best_train_error_pct": min((e["train_error_pct"] for e in log), default=None),
                "best_test_error_pct": min((e["test_error_pct"] for e in log), default=None),
                "wall_s": round(run.wall(), 2), "trainable_params": trainable_params,
                "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -1,0 +1,55 @@
+"""SDLM's eta for the grids' mini-batch protocol (experiments/grids.py), chosen on a validation split.
+
+The grids train with mini-batches of 32 for 10 passes, where SDLM's step is batch_size * eta / (mu + h) times
+the batch mean gradient. Whether the online eta (0.00002, results/sdlm_step_scale*.jsonl) still suits that is
+measured here: the `paper` preset under the grid protocol, trained on the first 50,000 training patterns and
+scored on the last 10,000 (the test set is never used), for a few etas. The grid takes the lowest validation
+error.
+
+    python -m experiments.grid_sdlm_screen --data-root ../shared/data   # -> results/grid_sdlm_screen.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from experiments.grids import GRID_PROTOCOL, grid_config
+from experiments.sdlm_step_scale import VALIDATION
+from repro.data import MNISTTensors, load_mnist
+from repro.figures import read_log
+from repro.train import train_seeds
+
+CANDIDATES = (0.000001, 0.000002, 0.000003)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--lr", type=float, nargs="+", default=list(CANDIDATES), help="etas to compare")
+    parser.add_argument("--out", default="results/grid_sdlm_screen.jsonl")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    full = load_mnist("32", args.data_root)
+    data = MNISTTensors(full.train_x[:VALIDATION.start], full.train_y[:VALIDATION.start],
+                        full.train_x[VALIDATION], full.train_y[VALIDATION])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for lr in args.lr:
+        config = grid_config("paper", {"lr": lr})
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train_seeds(config, [config.train.seed], [tmp], data=data, progress=False)[0]
+            curve = [round(e["test_error_pct"], 3) for e in read_log(Path(tmp))]
+        line = {"lr": lr, **GRID_PROTOCOL, "train_patterns": VALIDATION.start, "status": summary["status"],
+                "validation_error_pct": summary["final_test_error_pct"],
+                "final_train_error_pct": summary["final_train_error_pct"], "validation_error_per_pass": curve}
+        print(json.dumps(line), flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The two ablation grids: what each 1998 design choice of LeNet-5 is worth.
+
+- `one_at_a_time`: the `paper` preset, then the paper preset with exactly one component modernised.
+- `leave_one_in`: the `modern` preset, then the modern preset with exactly one 1998 component restored.
+
+A variant changes one *component*. Each component is one config field, except the optimizer, whose step size
+and schedule belong to it: swapping SDLM for Adam also swaps SDLM's eta and per-pass schedule for Adam's
+learning rate (`OPTIMIZER_SETTINGS`). The head's loss follows the head (loss=auto: MAP for the RBF head,
+cross-entropy for the linear one).
+
+Protocol (both grids, every variant, `GRID_PROTOCOL`), and why:
+- Mini-batches of 32 patterns for 10 passes, not the paper's 20 online passes. The grid has 18 variants x 3
+  seeds = 54 runs on a 2-core machine; online, the variants the hand-written step does not cover (max-pooling,
+  BatchNorm, Adam) run at ~465 patterns/s, ~45 min per run, ~40 core-hours for the grid. At batch 32 a run
+  takes a few minutes. The paper preset at its exact protocol is reported beside the grids
+  (results/paper, results/paper_compiled; `lenet5 report`).
+- SDLM keeps App. C's Hessian re-estimate before every pass and the paper's schedule shape (Sec. III-B); its
+  mini-batch step is batch_size * eta / (mu + h) times the batch's mean gradient, i.e. the sum of the online
+  steps. The online eta (2e-5) collapses the network at batch 64, so eta was chosen again for this protocol on
+  a validation split of the training set, never the test set (experiments/grid_sdlm_screen.py ->
+  results/grid_sdlm_screen.jsonl): 1e-6, 2e-6 and 3e-6 give 3.39%, 2.44% and 2.34% validation error, and 5e-6
+  collapses. We take 2e-6: 3e-6's 0.1 point lead is within one seed's noise, and it sits closer to the collapse,
+  which the variants' own curvatures could move. Mini-batch SDLM at any of these is well short of online SDLM
+  (1.32% on the same split), so the grid's paper reference is not the paper's result; that is in the
+  reproduction table.
+- Adam keeps the seed blog's learning rate 1e-3, constant.
+- Seeds 0, 1, 2: the smallest count that gives a t-interval; the seed sets the initial weights and the data order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from repro.config import RunConfig, run_config
+
+GRID_PROTOCOL: dict[str, object] = dict(epochs=10, batch_size=64)
+OPTIMIZER_SETTINGS: dict[str, dict[str, object]] = {
+    "sdlm": dict(lr=0.000002, lr_schedule="paper"),
+    "adam": dict(lr=0.001, lr_schedule="constant"),
+}
+DEFAULT_SEEDS = (0, 1, 2)
+
+# The components a grid swaps, with their 1998 and modern values.
+COMPONENTS: dict[str, tuple[str, str]] = {
+    "activation": ("scaled_tanh", "relu"),
+    "pooling": ("trainable", "max"),
+    "c3": ("table", "full"),
+    "head": ("rbf", "linear"),
+    "norm": ("none", "batch"),
+    "input": ("32", "28"),
+    "init": ("lecun", "default"),
+    "optimizer": ("sdlm", "adam"),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of a grid: the reference (component None) or the reference with one component swapped."""
+
+    name: str
+    component: str | None
+    value: str | None
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    preset: str
+    description: str
+    variants: tuple[Variant, ...]
+
+    @property
+    def reference(self) -> Variant:
+        return self.variants[0]
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"grid {self.name!r} has no variant {name!r}; variants: "
+                       f"{', '.join(v.name for v in self.variants)}")
+
+
+def grid_config(preset: str, swap: dict[str, str] | None = None) -> RunConfig:
+    """The preset under the grid protocol, with the optimizer's own settings, plus one swapped component."""
+    swap = swap or {}
+    optimizer = swap.get("optimizer", run_config(preset).train.optimizer)
+    return run_config(preset, {**GRID_PROTOCOL, **OPTIMIZER_SETTINGS[optimizer], **swap})
+
+
+def _grid(name: str, preset: str, description: str, era: int) -> Grid:
+    """era 1: swap each component to its modern value; era 0: restore each to its 1998 value."""
+    variants = [Variant(preset, None, None, grid_config(preset))]
+    for component, values in COMPONENTS.items():
+        value = values[era]
+        variants.append(Variant(f"{component}={value}", component, value, grid_config(preset, {component: value})))
+    return Grid(name, preset, description, tuple(variants))
+
+
+GRIDS: dict[str, Grid] = {
+    "one_at_a_time": _grid("one_at_a_time", "paper",
+                           "the paper preset with one component modernised at a time", era=1),
+    "leave_one_in": _grid("leave_one_in", "modern",
+                          "the modern preset with one 1998 component restored at a time", era=0),
+}

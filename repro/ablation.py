@@ -1,0 +1,102 @@
+"""The ablation tables of `lenet5 report`: one pandas table per grid, from results/grids/NAME/runs.jsonl.
+
+For each variant: its test error as mean ± 95% t-interval over seeds; its difference from the grid's reference,
+paired by seed, with its interval and the paired t-test's p-value; and McNemar's exact test on the test
+predictions of all seeds pooled (repro/stats.py). Runs that diverged or failed are counted, not averaged.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .grid import RUNS_FILE, read_rows
+from .stats import mcnemar, mean_ci, paired_delta
+
+COLUMNS = ["variant", "seeds", "test_mean", "test_half", "delta", "delta_half", "p_paired", "mcnemar_b",
+           "mcnemar_c", "p_mcnemar", "train_mean", "train_half", "passes", "not_finished"]
+
+
+def grid_rows(grid_dir: Path) -> list[dict]:
+    """The complete rows of a grid folder's runs file (a damaged last line is left out)."""
+    return read_rows(Path(grid_dir) / RUNS_FILE)[0]
+
+
+def _predictions(grid_dir: Path, row: dict) -> tuple[list, list]:
+    data = json.loads((Path(grid_dir) / row["run_dir"] / "test_predictions.json").read_text())
+    return data["labels"], data["predictions"]
+
+
+def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = None) -> pd.DataFrame:
+    """One row per variant that has runs (grid order if given, else file order)."""
+    rows = grid_rows(grid_dir)
+    finished = [r for r in rows if r["status"] == "finished"]
+    names = order or list(dict.fromkeys(r["variant"] for r in rows))
+    by_variant = {name: {r["seed"]: r for r in finished if r["variant"] == name} for name in names}
+    ref = by_variant.get(reference, {})
+    ref_test = {s: r["final_test_error_pct"] for s, r in ref.items()}
+    table = []
+    for name in names:
+        runs = by_variant[name]
+        attempted = sum(r["variant"] == name for r in rows)
+        if not attempted:
+            continue  # not run yet
+        if not runs:
+            table.append({"variant": name, "seeds": [], "not_finished": attempted})
+            continue
+        test = {s: r["final_test_error_pct"] for s, r in runs.items()}
+        test_mean, test_half = mean_ci(list(test.values()))
+        train_mean, train_half = mean_ci([r["final_train_error_pct"] for r in runs.values()])
+        entry = {"variant": name, "seeds": sorted(runs), "test_mean": test_mean, "test_half": test_half,
+                 "train_mean": train_mean, "train_half": train_half,
+                 "passes": max(r["passes"] for r in runs.values()), "not_finished": attempted - len(runs)}
+        if name != reference:
+            paired = paired_delta(ref_test, test)
+            entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"])
+            if paired["seeds"]:
+                labels = None
+                ref_preds, var_preds = [], []
+                for s in paired["seeds"]:
+                    labels, r_pred = _predictions(grid_dir, ref[s])
+                    var_preds.append(_predictions(grid_dir, runs[s])[1])
+                    ref_preds.append(r_pred)
+                m = mcnemar(labels, ref_preds, var_preds)
+                entry.update(mcnemar_b=m["b"], mcnemar_c=m["c"], p_mcnemar=m["p"])
+        table.append(entry)
+    return pd.DataFrame(table, columns=COLUMNS)
+
+
+def _num(value, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def _pm(mean, half, signed: bool = False) -> str:
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return _num(mean, fmt) if half is None or math.isnan(half) else f"{_num(mean, fmt)} ± {half:.2f}"
+
+
+def _p(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
+
+
+def table_markdown(table: pd.DataFrame, reference: str) -> str:
+    """The table as Markdown; pandas' own to_markdown needs the tabulate package, which this would be the only
+    use of."""
+    lines = ["| variant | seeds | test error % (mean ± 95% CI) | Δ vs reference, pp (paired, 95% CI) | paired t p "
+             "| McNemar b / c | McNemar p | train error % | not finished |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        is_ref = r["variant"] == reference
+        name = f"**{r['variant']}** (reference)" if is_ref else f"`{r['variant']}`"
+        seeds = ", ".join(map(str, r["seeds"])) or "–"
+        bc = "–" if is_ref or _num(r["mcnemar_b"]) == "–" else f"{int(r['mcnemar_b'])} / {int(r['mcnemar_c'])}"
+        delta = "–" if is_ref else _pm(r["delta"], r["delta_half"], signed=True)
+        lines.append(f"| {name} | {seeds} | {_pm(r['test_mean'], r['test_half'])} | {delta} | "
+                     f"{'–' if is_ref else _p(r['p_paired'])} | {bc} | {'–' if is_ref else _p(r['p_mcnemar'])} | "
+                     f"{_pm(r['train_mean'], r['train_half'])} | {int(r['not_finished']) or ''} |")
+    return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""`lenet5 grid NAME`: every (variant, seed) of an ablation grid (experiments/grids.py), resumable.
+
+Layout under the output folder (default results/grids/NAME/):
+
+    runs.jsonl               one JSON line per run that ended: finished, diverged or failed
+    <variant>/seed<N>/       the run folder of repro.train (config, per-pass log, test predictions, checkpoint)
+
+A re-run skips every (variant, seed) that has a finished or diverged row, retries failed ones, and resumes
+interrupted runs from their checkpoints. Rows are written by the main process only, each with one `write` of a
+whole line followed by fsync; a line cut short by a kill is detected on the next start, dropped, and its run
+recorded again (from its run folder if it had finished, otherwise by resuming or redoing it).
+
+Runs go to a local process pool (`workers` processes of `threads` torch threads each, at most the machine's
+cores); workers=1 runs them in this process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import atomic
+from .config import ConfigError, RunConfig
+
+RUNS_FILE = "runs.jsonl"
+DONE = ("finished", "diverged")  # a re-run does not repeat these; 'failed' is retried
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (variant, seed) of a grid."""
+
+    grid: str
+    variant: str
+    component: str | None
+    value: str | None
+    seed: int
+    config: RunConfig  # with train.seed = seed
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.variant, self.seed
+
+    def run_dir(self, out: Path) -> Path:
+        return out / self.variant.replace("=", "-") / f"seed{self.seed}"
+
+
+def grid_cells(grid, seeds) -> list[Cell]:
+    """The grid's cells in run order: seed-major, so that a partial grid has every variant at its first seeds."""
+    import dataclasses
+
+    cells = []
+    for seed in seeds:
+        for v in grid.variants:
+            config = dataclasses.replace(v.config, train=dataclasses.replace(v.config.train, seed=seed))
+            cells.append(Cell(grid.name, v.name, v.component, v.value, seed, config))
+    return cells
+
+
+def read_rows(path: Path) -> tuple[list[dict], int]:
+    """The complete rows of a runs file, and how many damaged lines (cut short or not JSON) were dropped."""
+    if not path.exists():
+        return [], 0
+    rows, damaged = [], 0
+    text = path.read_text()
+    lines = text.split("\n")
+    # a file that does not end in a newline has a last line that was being written when the process died
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            complete = i < len(lines) - 1 and isinstance(row, dict) and "variant" in row and "seed" in row
+        except json.JSONDecodeError:
+            complete = False
+        if complete:
+            rows.append(row)
+        else:
+            damaged += 1
+    return rows, damaged
+
+
+def rewrite_rows(path: Path, rows: list[dict]) -> None:
+    atomic.write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one whole line with a single write, then fsync: a kill leaves the line whole or cut short."""
+    data = (json.dumps(row, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _row(cell: Cell, summary: dict, out: Path) -> dict:
+    return {"grid": cell.grid, "variant": cell.variant, "component": cell.component, "value": cell.value,
+            "seed": cell.seed, "digest": cell.config.digest(), "run_dir": str(cell.run_dir(out).relative_to(out)),
+            "status": summary["status"], "message": summary.get("message", ""), **cell.config.flat(),
+            **{k: summary.get(k) for k in ("final_train_error_pct", "final_test_error_pct", "best_train_error_pct",
+                                           "best_test_error_pct", "passes", "wall_s", "trainable_params",
+                                           "threads", "torch")}}
+
+
+_DATA_CACHE: dict = {}
+
+
+def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
+    """Train (or resume, or read back) one cell; never raises: a failure becomes a 'failed' summary."""
+    import torch
+
+    from .data import load_mnist
+    from .train import train_seeds
+
+    torch.set_num_threads(threads)
+    try:
+        key = (cell.config.model.input, str(data_root), cell.config.train.train_size)
+        if key not in _DATA_CACHE:
+            _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root,
+                                          train_size=cell.config.train.train_size or None)
+        return train_seeds(cell.config, [cell.seed], [cell.run_dir(out)], data_root, resume=True,
+                           data=_DATA_CACHE[key], progress=False)[0]
+    except Exception as exc:  # noqa: BLE001 - the grid records the failure and goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return {"status": "failed", "message": last}
+
+
+def _check_rows(rows: list[dict], cells: list[Cell], runs_file: Path) -> None:
+    digests = {c.key: c.config.digest() for c in cells}
+    for row in rows:
+        expected = digests.get((row["variant"], row["seed"]))
+        if expected is not None and row["digest"] != expected:
+            raise ConfigError(f"{runs_file} holds a run of {row['variant']} seed {row['seed']} with another config "
+                              f"(digest {row['digest']}, the grid now declares {expected}); use another --out or "
+                              f"move the old results away")
+
+
+def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
+             progress: bool = True) -> list[dict]:
+    """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells."""
+    cores = os.cpu_count() or 1
+    if workers < 1 or threads < 1:
+        raise ConfigError(f"--workers {workers} and --threads {threads} must be at least 1")
+    if workers * threads > cores:
+        raise ConfigError(f"--workers {workers} x --threads {threads} = {workers * threads} exceeds this machine's "
+                          f"{cores} cores; lower one of them")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_file = out / RUNS_FILE
+    cells = grid_cells(grid, seeds)
+    rows, damaged = read_rows(runs_file)
+    failed_before = [r for r in rows if r["status"] not in DONE]
+    if damaged or failed_before:
+        # drop cut-short lines and the failed runs about to be retried, so every cell keeps a single row
+        rows = [r for r in rows if r["status"] in DONE]
+        rewrite_rows(runs_file, rows)
+        if damaged:
+            print(f"{runs_file}: dropped {damaged} damaged line(s); their runs are recorded again", file=sys.stderr)
+    _check_rows(rows, cells, runs_file)
+    done = {(r["variant"], r["seed"]) for r in rows}
+    todo = [c for c in cells if c.key not in done]
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="run", disable=not progress,
+               desc=grid.name, file=sys.stderr, dynamic_ncols=True)
+
+    def record(cell: Cell, summary: dict) -> None:
+        row = _row(cell, summary, out)
+        append_row(runs_file, row)
+        rows.append(row)
+        bar.update(1)
+        if row["status"] != "finished":
+            tqdm.write(f"{cell.variant} seed {cell.seed}: {row['status']}: {row['message']}", file=sys.stderr)
+
+    if workers == 1:
+        for cell in todo:
+            record(cell, run_cell(cell, out, data_root, threads))
+    elif todo:
+        import multiprocessing
+
+        # spawn, not fork: forking a process that already runs torch's thread pools can deadlock
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_cell, cell, out, data_root, threads): cell for cell in todo}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    bar.close()
+    keys = {c.key for c in cells}
+    return [r for r in rows if (r["variant"], r["seed"]) in keys]

@@ -1,0 +1,43 @@
+"""Statistics for the reproduction and ablation tables: t-intervals over seeds, the paired-by-seed comparison of a
+variant with its grid's reference, and McNemar's exact test on pooled test predictions (scipy)."""
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+
+def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the t-interval over seeds (nan half-width for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+
+
+def paired_delta(reference: dict[int, float], variant: dict[int, float]) -> dict:
+    """variant - reference over the seeds both have: mean, t-interval half-width, and the paired t-test's
+    two-sided p-value (nan with fewer than 2 seeds or when every difference is the same)."""
+    seeds = sorted(set(reference) & set(variant))
+    diffs = [variant[s] - reference[s] for s in seeds]
+    if not diffs:
+        return {"seeds": [], "delta": math.nan, "half": math.nan, "p": math.nan}
+    delta, half = mean_ci(diffs)
+    p = math.nan
+    if len(diffs) >= 2 and len(set(diffs)) > 1:
+        p = float(stats.ttest_rel([variant[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
+    return {"seeds": seeds, "delta": delta, "half": half, "p": p}
+
+
+def mcnemar(labels: list, reference_predictions: list[list], variant_predictions: list[list]) -> dict:
+    """McNemar's exact test on (test image, seed) pairs pooled over seeds: b = reference right and variant
+    wrong, c = reference wrong and variant right; p is the two-sided binomial test of b against b + c."""
+    b = c = 0
+    for ref, var in zip(reference_predictions, variant_predictions):
+        for y, r, v in zip(labels, ref, var):
+            b += r == y and v != y
+            c += r != y and v == y
+    p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"b": b, "c": c, "p": p}

@@ -1,0 +1,293 @@
+"""The ablation grids: declarations, the resumable runner, the statistics and the figures."""
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from experiments.grids import COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, Grid, Variant
+from repro import grid as grid_module
+from repro.ablation import ablation_table, table_markdown
+from repro.cli import main
+from repro.config import ConfigError, run_config
+from repro.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix, plot_misclassified)
+from repro.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
+from repro.report import ablation_markers, write_reports
+from repro.stats import mcnemar, paired_delta
+
+# ---------------------------------------------------------------- declarations
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_each_variant_differs_from_the_reference_in_exactly_one_component(name):
+    grid = GRIDS[name]
+    reference = grid.reference.config.flat()
+    assert grid.reference.component is None
+    assert {v.component for v in grid.variants[1:]} == set(COMPONENTS)
+    for v in grid.variants[1:]:
+        diff = {k for k, value in v.config.flat().items() if reference[k] != value}
+        # the optimizer carries its own step size and schedule; every other component is one field
+        allowed = {v.component} | (set(OPTIMIZER_SETTINGS[v.value]) if v.component == "optimizer" else set())
+        assert v.component in diff and diff <= allowed, (v.name, diff)
+        assert getattr(v.config.model, v.component, None) or getattr(v.config.train, v.component) == v.value
+
+
+def test_grids_start_from_their_presets_under_the_grid_protocol():
+    one, leave = GRIDS["one_at_a_time"], GRIDS["leave_one_in"]
+    assert one.reference.config.model == run_config("paper").model
+    assert leave.reference.config.model == run_config("modern").model
+    for grid, era in ((one, 1), (leave, 0)):
+        assert [v.value for v in grid.variants[1:]] == [values[era] for values in COMPONENTS.values()]
+        for v in grid.variants:
+            assert all(v.config.flat()[k] == value for k, value in GRID_PROTOCOL.items())
+            assert v.config.loss == ("map" if v.config.model.head == "rbf" else "cross_entropy")
+    # the digests name the runs: all distinct
+    digests = [v.config.digest() for g in GRIDS.values() for v in g.variants]
+    assert len(set(digests)) == len(digests)
+
+
+def test_dry_run_lists_every_variant(capsys):
+    assert main(["grid", "one_at_a_time", "--dry-run", "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer=adam" in out and "18 runs: 9 variants x seeds [0, 1]" in out
+
+
+# ---------------------------------------------------------------- runner
+
+
+def tiny_grid() -> Grid:
+    """Three variants of the paper preset, one pass of 32 synthetic patterns."""
+    def config(**swap):
+        return run_config("paper", dict(epochs=1, batch_size=16, hessian_samples=8, **swap))
+    return Grid("tiny", "paper", "a test grid", (Variant("paper", None, None, config()),
+                                                Variant("c3=full", "c3", "full", config(c3="full")),
+                                                Variant("pooling=max", "pooling", "max", config(pooling="max"))))
+
+
+REAL_RUN_CELL = grid_module.run_cell
+
+
+def count_calls(monkeypatch, fail_after=None):
+    calls = []
+    real = REAL_RUN_CELL
+
+    def wrapped(cell, *args, **kwargs):
+        if fail_after is not None and len(calls) == fail_after:
+            raise KeyboardInterrupt  # stands in for a kill between runs
+        calls.append(cell.key)
+        return real(cell, *args, **kwargs)
+    monkeypatch.setattr(grid_module, "run_cell", wrapped)
+    return calls
+
+
+def test_an_interrupted_grid_does_only_the_rest(tmp_path, tiny_mnist, monkeypatch):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    count_calls(monkeypatch, fail_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
+    assert len(read_rows(out / RUNS_FILE)[0]) == 4
+    calls = count_calls(monkeypatch)
+    rows = run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
+    assert calls == [c.key for c in grid_cells(grid, [0, 1])][4:]
+    keys = [(r["variant"], r["seed"]) for r in read_rows(out / RUNS_FILE)[0]]
+    assert sorted(keys) == sorted(c.key for c in grid_cells(grid, [0, 1])) and len(rows) == 6
+    assert all(r["status"] == "finished" for r in rows)
+    # a third start has nothing left to do
+    calls = count_calls(monkeypatch)
+    run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
+    assert calls == []
+
+
+def test_a_row_cut_short_is_detected_and_the_run_recorded_again(tmp_path, tiny_mnist, monkeypatch):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    lines = (out / RUNS_FILE).read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    (out / RUNS_FILE).write_text("".join(lines[:-1]) + lines[-1][:40])  # killed mid-write
+    rows, damaged = read_rows(out / RUNS_FILE)
+    assert damaged == 1 and len(rows) == 2
+    calls = count_calls(monkeypatch)
+    run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    assert calls == [(last["variant"], last["seed"])]
+    rows, damaged = read_rows(out / RUNS_FILE)
+    assert damaged == 0 and sorted((r["variant"], r["seed"]) for r in rows) == sorted(c.key for c in
+                                                                                       grid_cells(grid, [0]))
+    again = next(r for r in rows if r["variant"] == last["variant"])
+    # its run had finished, so the row is rebuilt from the run folder with the same numbers
+    assert again["final_test_error_pct"] == last["final_test_error_pct"] and again["wall_s"] == last["wall_s"]
+
+
+def test_rows_hold_every_config_field_and_the_results(tmp_path, tiny_mnist):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    rows = run_grid(grid, [3], out, data_root=tiny_mnist, progress=False)
+    row = next(r for r in rows if r["variant"] == "c3=full")
+    config = grid.variant("c3=full").config
+    assert {k: row[k] for k in config.flat() if k != "seed"} == {k: v for k, v in config.flat().items()
+                                                                  if k != "seed"}
+    assert row["seed"] == 3 and row["component"] == "c3" and row["value"] == "full"
+    for key in ("final_train_error_pct", "final_test_error_pct", "best_train_error_pct", "best_test_error_pct",
+                "wall_s"):
+        assert 0 <= row[key] <= (100 if key != "wall_s" else 600)
+    assert row["passes"] == 1 and row["trainable_params"] == 60_900 and row["status"] == "finished"
+    run_dir = out / row["run_dir"]
+    assert (run_dir / "log.jsonl").exists() and (run_dir / "test_predictions.json").exists()
+
+
+def test_a_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_retries_it(tmp_path, tiny_mnist, monkeypatch):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    import repro.train as train_module  # run_cell imports train_seeds when it runs: patch it where it lives
+    original = train_module.train_seeds
+
+    def broken(config, *args, **kwargs):
+        if config.model.c3 == "full":
+            raise RuntimeError("out of memory")
+        return original(config, *args, **kwargs)
+    monkeypatch.setattr(train_module, "train_seeds", broken)
+    rows = run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    assert [r["status"] for r in rows] == ["finished", "failed", "finished"]
+    assert "out of memory" in rows[1]["message"]
+    monkeypatch.setattr(train_module, "train_seeds", original)
+    rows = run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    assert sorted(r["status"] for r in rows) == ["finished"] * 3 and len(read_rows(out / RUNS_FILE)[0]) == 3
+
+
+def test_a_changed_declaration_is_refused(tmp_path, tiny_mnist):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    changed = dataclasses.replace(grid, variants=tuple(
+        dataclasses.replace(v, config=dataclasses.replace(v.config, train=dataclasses.replace(v.config.train,
+                                                                                              epochs=2)))
+        for v in grid.variants))
+    with pytest.raises(ConfigError, match="another config"):
+        run_grid(changed, [0], out, data_root=tiny_mnist, progress=False)
+
+
+def test_workers_times_threads_may_not_exceed_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(grid_module.os, "cpu_count", lambda: 2)
+    with pytest.raises(ConfigError, match="exceeds this machine's 2 cores"):
+        run_grid(tiny_grid(), [0], tmp_path, workers=2, threads=2)
+
+
+def test_a_process_pool_gives_the_same_rows_as_one_process(tmp_path, tiny_mnist, monkeypatch):
+    monkeypatch.setattr(grid_module.os, "cpu_count", lambda: 2)
+    grid = tiny_grid()
+    serial = run_grid(grid, [0], tmp_path / "serial", workers=1, data_root=tiny_mnist, progress=False)
+    pooled = run_grid(grid, [0], tmp_path / "pooled", workers=2, data_root=tiny_mnist, progress=False)
+    def key(r):
+        return r["variant"]
+    for a, b in zip(sorted(serial, key=key), sorted(pooled, key=key)):
+        assert a["final_test_error_pct"] == b["final_test_error_pct"] and a["digest"] == b["digest"]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_paired_delta_matches_hand_computation():
+    out = paired_delta({0: 1.0, 1: 1.2, 2: 1.1, 3: 9.9}, {0: 1.5, 1: 1.6, 2: 1.8})
+    # diffs 0.5, 0.4, 0.7: mean 0.5333, sd 0.15275, t(0.975, 2) = 4.302653; t statistic = mean / (sd / sqrt 3)
+    sd = math.sqrt(((0.5 - 0.53333) ** 2 + (0.4 - 0.53333) ** 2 + (0.7 - 0.53333) ** 2) / 2)
+    assert out["seeds"] == [0, 1, 2]
+    assert out["delta"] == pytest.approx(1.6 / 3) and out["half"] == pytest.approx(4.302653 * sd / math.sqrt(3),
+                                                                                    rel=1e-4)
+    t = (1.6 / 3) / (sd / math.sqrt(3))
+    assert t == pytest.approx(6.047, rel=1e-3)
+    assert out["p"] == pytest.approx(0.02627, rel=1e-2)  # two-sided p of t = 6.047 with 2 degrees of freedom
+    assert math.isnan(paired_delta({0: 1.0}, {0: 2.0})["p"])
+
+
+def test_mcnemar_counts_discordant_pairs_over_pooled_seeds():
+    labels = [0, 1, 2, 3]
+    reference = [[0, 1, 2, 0], [0, 1, 0, 3]]  # seed 0 misses image 3, seed 1 misses image 2
+    variant = [[0, 0, 0, 3], [1, 1, 2, 3]]  # seed 0: wrong on 1, 2, right on 3; seed 1: wrong on 0, right on 2
+    out = mcnemar(labels, reference, variant)
+    assert (out["b"], out["c"]) == (3, 2)
+    assert out["p"] == pytest.approx(1.0)  # 2 of 5 discordant pairs: two-sided exact binomial p = 1
+    out = mcnemar([0] * 10, [[0] * 10], [[1] * 10])
+    assert (out["b"], out["c"]) == (10, 0) and out["p"] == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar(labels, reference, reference)["p"] == 1.0
+
+
+def write_synthetic_grid(grid_dir, errors: dict[str, list[float]], n_test=20, passes=3, diverged=()):
+    """A runs file, per-run logs and predictions: variant v's seed s gets errors[v][s] % test error."""
+    grid_dir.mkdir(parents=True)
+    for variant, per_seed in errors.items():
+        for seed, err in enumerate(per_seed):
+            run_dir = f"{variant.replace('=', '-')}/seed{seed}"
+            (grid_dir / run_dir).mkdir(parents=True)
+            wrong = round(err / 100 * n_test)
+            labels = [i % 10 for i in range(n_test)]
+            preds = [(y + 1) % 10 if i < wrong else y for i, y in enumerate(labels)]
+            (grid_dir / run_dir / "test_predictions.json").write_text(json.dumps({"labels": labels,
+                                                                                  "predictions": preds}))
+            log = [{"pass": p + 1, "train_error_pct": err / 2 + passes - p, "test_error_pct": err + passes - p - 1}
+                   for p in range(passes)]
+            (grid_dir / run_dir / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+            status = "diverged" if (variant, seed) in diverged else "finished"
+            append_row(grid_dir / RUNS_FILE, {"variant": variant, "seed": seed, "run_dir": run_dir, "status": status,
+                                              "final_test_error_pct": err, "final_train_error_pct": err / 2,
+                                              "passes": passes})
+
+
+def test_ablation_table_matches_hand_computed_values(tmp_path):
+    grid_dir = tmp_path / "grid"
+    write_synthetic_grid(grid_dir, {"paper": [10.0, 20.0, 15.0], "c3=full": [15.0, 20.0, 25.0],
+                                    "head=linear": [5.0, 5.0, 50.0]}, diverged={("head=linear", 2)})
+    table = ablation_table(grid_dir, "paper").set_index("variant")
+    assert table.loc["paper", "test_mean"] == pytest.approx(15.0)
+    assert table.loc["paper", "test_half"] == pytest.approx(4.302653 * 5.0 / math.sqrt(3), rel=1e-6)
+    # c3=full - paper per seed: +5, 0, +10 -> mean 5, sd 5
+    assert table.loc["c3=full", "delta"] == pytest.approx(5.0)
+    assert table.loc["c3=full", "delta_half"] == pytest.approx(4.302653 * 5.0 / math.sqrt(3), rel=1e-6)
+    # first 2/4/3 (paper) and 3/4/5 (c3=full) images wrong out of 20: b = 1 + 0 + 2, c = 0
+    assert (table.loc["c3=full", "mcnemar_b"], table.loc["c3=full", "mcnemar_c"]) == (3, 0)
+    assert table.loc["c3=full", "p_mcnemar"] == pytest.approx(0.25)
+    # the diverged seed is counted, not averaged: seeds 0, 1 only
+    assert table.loc["head=linear", "seeds"] == [0, 1] and table.loc["head=linear", "not_finished"] == 1
+    assert table.loc["head=linear", "delta"] == pytest.approx(-10.0)
+    markdown = table_markdown(ablation_table(grid_dir, "paper"), "paper")
+    assert "| **paper** (reference) | 0, 1, 2 | 15.00 ± 12.42 | – |" in markdown
+    assert "| `c3=full` | 0, 1, 2 | 20.00 ± 12.42 | +5.00 ± 12.42 |" in markdown
+
+
+def test_report_writes_the_ablation_tables_and_refreshes_the_readme(tmp_path):
+    results = tmp_path / "results"
+    write_synthetic_grid(results / "grids" / "one_at_a_time", {"paper": [1.0, 2.0], "c3=full": [2.0, 2.0]})
+    readme = tmp_path / "README.md"
+    begin, end = ablation_markers("one_at_a_time")
+    readme.write_text(f"top\n{begin}\nold\n{end}\nbottom\n")
+    written = write_reports(results, readme)
+    assert [p.name for p in written] == ["reproduction.md", "ablation.md", "README.md"]
+    assert "`c3=full` | 0, 1 | 2.00 ± 0.00 | +0.50 ± 6.35" in (results / "ablation.md").read_text()
+    assert "old" not in readme.read_text() and "+0.50 ± 6.35" in readme.read_text()
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
+    results = tmp_path / "results"
+    for name, grid in GRIDS.items():
+        write_synthetic_grid(results / "grids" / name,
+                             {v.name: [1.0 + i / 10, 1.2 + i / 10, 0.9 + i / 5] for i, v in enumerate(grid.variants)})
+    paths = make_grid_figures(tmp_path / "figures", results)
+    assert [p.name for p in paths] == ["ablation_one_at_a_time.png", "ablation_one_at_a_time_curves.png",
+                                       "ablation_leave_one_in.png", "ablation_leave_one_in_curves.png"]
+    assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def test_showcase_figures_build_from_a_synthetic_run(tmp_path, tiny_mnist):
+    from repro.model import LeNet5
+    run = tmp_path / "results" / "paper" / "seed0"
+    run.mkdir(parents=True)
+    torch.save({"model": LeNet5(run_config("paper").model).state_dict()}, run / "model.pt")
+    labels = [i % 10 for i in range(16)]
+    preds = [(y + 3) % 10 if y in (2, 5) else y for y in labels]
+    (run / "test_predictions.json").write_text(json.dumps({"labels": labels, "predictions": preds}))
+    paths = make_showcase_figures(tmp_path / "figures", tmp_path / "results", tiny_mnist)
+    assert [p.name for p in paths] == ["c1_kernels.png", "confusion_paper.png", "misclassified_paper.png"]
+    # without MNIST the digit images are skipped, not the others
+    assert len(make_showcase_figures(tmp_path / "f2", tmp_path / "results", tmp_path / "nowhere")) == 2
+    images = torch.rand(16, 28, 28).numpy()
+    assert plot_misclassified(images, labels, labels, "none wrong", tmp_path / "m.png").exists()
+    assert plot_confusion_matrix(labels, preds, "t", tmp_path / "c.png").stat().st_size > 1000
