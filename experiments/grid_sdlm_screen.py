@@ -1,10 +1,10 @@
 """SDLM's eta for the grids' mini-batch protocol (experiments/grids.py), chosen on a validation split.
 
-The grids train with mini-batches of 32 for 10 passes, where SDLM's step is batch_size * eta / (mu + h) times
+The grids train with mini-batches of 64 for 5 passes, where SDLM's step is batch_size * eta / (mu + h) times
 the batch mean gradient. Whether the online eta (0.00002, results/sdlm_step_scale*.jsonl) still suits that is
-measured here: the `paper` preset under the grid protocol, trained on the first 50,000 training patterns and
-scored on the last 10,000 (the test set is never used), for a few etas. The grid takes the lowest validation
-error.
+measured here: the `paper` preset under the grid protocol, run for 10 passes instead of 5 (its first 5 passes
+are the 5-pass run: the schedule depends on the pass index only), trained on the first 50,000 training patterns
+and scored on the last 10,000 after every pass (the test set is never used), for a few etas.
 
     python -m experiments.grid_sdlm_screen --data-root ../shared/data   # -> results/grid_sdlm_screen.jsonl
 """
@@ -39,11 +39,12 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for lr in args.lr:
-        config = grid_config("paper", {"lr": lr})
+        config = grid_config("paper", {"lr": lr, "epochs": 10})
         with tempfile.TemporaryDirectory() as tmp:
             summary = train_seeds(config, [config.train.seed], [tmp], data=data, progress=False)[0]
             curve = [round(e["test_error_pct"], 3) for e in read_log(Path(tmp))]
-        line = {"lr": lr, **GRID_PROTOCOL, "train_patterns": VALIDATION.start, "status": summary["status"],
+        line = {"lr": lr, **GRID_PROTOCOL, "epochs": config.train.epochs, "train_patterns": VALIDATION.start,
+                "status": summary["status"],
                 "validation_error_pct": summary["final_test_error_pct"],
                 "final_train_error_pct": summary["final_train_error_pct"], "validation_error_per_pass": curve}
         print(json.dumps(line), flush=True)
