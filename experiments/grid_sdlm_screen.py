@@ -23,7 +23,7 @@ from repro.data import MNISTTensors, load_mnist
 from repro.figures import read_log
 from repro.train import train_seeds
 
-CANDIDATES = (0.000001, 0.000002, 0.000003)
+CANDIDATES = (0.000001, 0.000002, 0.000003, 0.000005, 0.000007, 0.00001)
 
 
 def main(argv=None) -> None:

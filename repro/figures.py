@@ -180,8 +180,9 @@ def plot_confusion_matrix(labels: list[int], predictions: list[int], title: str,
     for t in range(10):
         for p in range(10):
             if counts[t, p]:
+                dark = errors[t, p] > 0.6 * errors.max()
                 ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
-                        color="0.5" if t == p else "k")
+                        color="0.5" if t == p else ("w" if dark else "k"))
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")

@@ -15,6 +15,7 @@ cores); workers=1 runs them in this process.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -53,8 +54,6 @@ class Cell:
 
 def grid_cells(grid, seeds) -> list[Cell]:
     """The grid's cells in run order: seed-major, so that a partial grid has every variant at its first seeds."""
-    import dataclasses
-
     cells = []
     for seed in seeds:
         for v in grid.variants:
