@@ -166,6 +166,10 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     _check_rows(rows, cells, runs_file)
     done = {(r["variant"], r["seed"]) for r in rows}
     todo = [c for c in cells if c.key not in done]
+    if todo:
+        from .data import load_raw
+
+        load_raw(data_root, "test")  # missing data: one DataError now, not one failed row per run
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="run", disable=not progress,
                desc=grid.name, file=sys.stderr, dynamic_ncols=True)
 
@@ -184,7 +188,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
         import multiprocessing
 
         # spawn, not fork: forking a process that already runs torch's thread pools can deadlock
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_cell, cell, out, data_root, threads): cell for cell in todo}
             for future in as_completed(futures):
                 record(futures[future], future.result())

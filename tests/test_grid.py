@@ -291,3 +291,10 @@ def test_showcase_figures_build_from_a_synthetic_run(tmp_path, tiny_mnist):
     images = torch.rand(16, 28, 28).numpy()
     assert plot_misclassified(images, labels, labels, "none wrong", tmp_path / "m.png").exists()
     assert plot_confusion_matrix(labels, preds, "t", tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_missing_data_stops_the_grid_before_any_run(tmp_path):
+    from repro.data import DataError
+    with pytest.raises(DataError, match="MNIST"):
+        run_grid(tiny_grid(), [0], tmp_path / "grid", data_root=tmp_path / "nowhere", progress=False)
+    assert read_rows(tmp_path / "grid" / RUNS_FILE) == ([], 0)
