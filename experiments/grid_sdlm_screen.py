@@ -6,7 +6,14 @@ measured here: the `paper` preset under the grid protocol, run for 10 passes ins
 are the 5-pass run: the schedule depends on the pass index only), trained on the first 50,000 training patterns
 and scored on the last 10,000 after every pass (the test set is never used), for a few etas.
 
-    python -m experiments.grid_sdlm_screen --data-root ../shared/data   # -> results/grid_sdlm_screen.jsonl
+    # MAP (the paper preset): the rows without "head" in results/grid_sdlm_screen.jsonl
+    python -m experiments.grid_sdlm_screen --data-root ../shared/data
+    # cross-entropy (head=linear): the rows with "head": "linear"
+    python -m experiments.grid_sdlm_screen --data-root ../shared/data --head linear --epochs 5 \
+        --lr 0.00001 0.00003 0.0001 0.0003
+
+The grids take, per loss, the best eta at least 2x below the smallest eta that collapses the network
+(experiments/grids.py).
 """
 from __future__ import annotations
 
@@ -23,13 +30,16 @@ from repro.data import MNISTTensors, load_mnist
 from repro.figures import read_log
 from repro.train import train_seeds
 
-CANDIDATES = (0.000001, 0.000002, 0.000003, 0.000005, 0.000007, 0.00001)
+CANDIDATES = (0.000001, 0.000002, 0.000003, 0.000005, 0.000007, 0.00001)  # MAP
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--lr", type=float, nargs="+", default=list(CANDIDATES), help="etas to compare")
+    parser.add_argument("--head", default="rbf", choices=["rbf", "linear"],
+                        help="the paper preset's head; linear brings the cross-entropy loss and its gradient scale")
+    parser.add_argument("--epochs", type=int, default=10, help="passes (default: 10)")
     parser.add_argument("--out", default="results/grid_sdlm_screen.jsonl")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -39,11 +49,11 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for lr in args.lr:
-        config = grid_config("paper", {"lr": lr, "epochs": 10})
+        config = grid_config("paper", {"lr": lr, "epochs": args.epochs, "head": args.head})
         with tempfile.TemporaryDirectory() as tmp:
             summary = train_seeds(config, [config.train.seed], [tmp], data=data, progress=False)[0]
             curve = [round(e["test_error_pct"], 3) for e in read_log(Path(tmp))]
-        line = {"lr": lr, **GRID_PROTOCOL, "epochs": config.train.epochs, "train_patterns": VALIDATION.start,
+        line = {"lr": lr, "head": args.head, "loss": config.loss, **GRID_PROTOCOL, "epochs": config.train.epochs, "train_patterns": VALIDATION.start,
                 "status": summary["status"],
                 "validation_error_pct": summary["final_test_error_pct"],
                 "final_train_error_pct": summary["final_train_error_pct"], "validation_error_per_pass": curve}

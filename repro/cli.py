@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("grid", help="run an ablation grid (experiments/grids.py): every variant x seed, resumable")
-    p.add_argument("name", choices=["one_at_a_time", "leave_one_in"], help="which grid")
+    from experiments.grids import GRIDS
+
+    p.add_argument("name", choices=list(GRIDS), help="which grid (declared in experiments/grids.py)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel runs (default: cores // threads; 1 runs in this process)")

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from experiments.grids import COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, Grid, Variant
+from experiments.grids import (COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS, Grid,
+                              Variant)
 from repro import grid as grid_module
 from repro.ablation import ablation_table, table_markdown
 from repro.cli import main
@@ -27,8 +28,13 @@ def test_each_variant_differs_from_the_reference_in_exactly_one_component(name):
     assert {v.component for v in grid.variants[1:]} == set(COMPONENTS)
     for v in grid.variants[1:]:
         diff = {k for k, value in v.config.flat().items() if reference[k] != value}
-        # the optimizer carries its own step size and schedule; every other component is one field
-        allowed = {v.component} | (set(OPTIMIZER_SETTINGS[v.value]) if v.component == "optimizer" else set())
+        # the optimizer carries its own step size and schedule, the head its loss and (under SDLM) that loss's
+        # eta; every other component is one field
+        allowed = {v.component}
+        if v.component == "optimizer":
+            allowed |= set(OPTIMIZER_SETTINGS[v.value]) | {"lr"}
+        if v.component == "head" and v.config.train.optimizer == "sdlm":
+            allowed |= {"lr"}
         assert v.component in diff and diff <= allowed, (v.name, diff)
         assert getattr(v.config.model, v.component, None) or getattr(v.config.train, v.component) == v.value
 
@@ -42,6 +48,10 @@ def test_grids_start_from_their_presets_under_the_grid_protocol():
         for v in grid.variants:
             assert all(v.config.flat()[k] == value for k, value in GRID_PROTOCOL.items())
             assert v.config.loss == ("map" if v.config.model.head == "rbf" else "cross_entropy")
+    # SDLM's eta follows the loss
+    for v in (one.reference, one.variant("head=linear"), leave.variant("optimizer=sdlm")):
+        assert v.config.train.lr == SDLM_ETA_BY_LOSS[v.config.loss]
+    assert SDLM_ETA_BY_LOSS["map"] != SDLM_ETA_BY_LOSS["cross_entropy"]
     # the digests name the runs: all distinct
     digests = [v.config.digest() for g in GRIDS.values() for v in g.variants]
     assert len(set(digests)) == len(digests)
