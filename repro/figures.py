@@ -128,11 +128,11 @@ def plot_ablation_deltas(table, title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_grid_curves(rows: list[dict], grid_dir: Path, title: str, path: Path) -> Path:
-    """Test error per pass for each variant of a grid: the mean over its finished seeds."""
+def plot_grid_curves(rows: list[dict], grid_dir: Path, order: list[str], title: str, path: Path) -> Path:
+    """Test error per pass for each variant of a grid (`order`, the reference first): the mean over its finished
+    seeds."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    for i, name in enumerate(variants):
+    for i, name in enumerate(order):
         logs = [read_log(grid_dir / r["run_dir"]) for r in rows if r["variant"] == name and r["status"] == "finished"]
         if not logs:
             continue
@@ -255,7 +255,7 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
         table = ablation_table(grid_dir, grid.reference.name, order)
         paths.append(plot_ablation_deltas(table, f"{name}: {grid.description} (Δ vs {grid.reference.name})",
                                           out_dir / f"ablation_{name}.png"))
-        paths.append(plot_grid_curves(rows, grid_dir, f"{name}: test error per pass",
+        paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
     return paths
 
