@@ -114,7 +114,7 @@ def plot_ablation_deltas(table, title: str, path: Path) -> Path:
     """Dot-and-whisker: each variant's test-error difference from the grid's reference (paired by seed, 95%
     t-interval), sorted by effect; left of zero is better than the reference."""
     rows = table.dropna(subset=["delta"]).sort_values("delta")
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.6))
     y = list(range(len(rows)))
     halves = rows["delta_half"].fillna(0.0)
     ax.errorbar(rows["delta"], y, xerr=halves, fmt="o", color="C0", ecolor="C0", capsize=3)
@@ -122,8 +122,8 @@ def plot_ablation_deltas(table, title: str, path: Path) -> Path:
     ax.set_yticks(y)
     ax.set_yticklabels(rows["variant"])
     ax.invert_yaxis()
-    ax.set_xlabel("test error minus the reference's (percentage points, mean over seeds ± 95% CI)")
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("test error minus the reference's, percentage points (mean over seeds ± 95% CI)")
+    ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, path)
 
@@ -253,7 +253,8 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
             continue
         order = [v.name for v in grid.variants]
         table = ablation_table(grid_dir, grid.reference.name, order)
-        paths.append(plot_ablation_deltas(table, f"{name}: {grid.description} (Δ vs {grid.reference.name})",
+        paths.append(plot_ablation_deltas(table, f"{name}: {grid.description}\n(Δ vs the reference, "
+                                                 f"{grid.reference.name}, under the grid protocol)",
                                           out_dir / f"ablation_{name}.png"))
         paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
