@@ -53,8 +53,8 @@ def main(argv=None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             summary = train_seeds(config, [config.train.seed], [tmp], data=data, progress=False)[0]
             curve = [round(e["test_error_pct"], 3) for e in read_log(Path(tmp))]
-        line = {"lr": lr, "head": args.head, "loss": config.loss, **GRID_PROTOCOL, "epochs": config.train.epochs, "train_patterns": VALIDATION.start,
-                "status": summary["status"],
+        line = {"lr": lr, "head": args.head, "loss": config.loss, **GRID_PROTOCOL, "epochs": config.train.epochs,
+                "train_patterns": VALIDATION.start, "status": summary["status"],
                 "validation_error_pct": summary["final_test_error_pct"],
                 "final_train_error_pct": summary["final_train_error_pct"], "validation_error_per_pass": curve}
         print(json.dumps(line), flush=True)
