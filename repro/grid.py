@@ -182,8 +182,14 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
             tqdm.write(f"{cell.variant} seed {cell.seed}: {row['status']}: {row['message']}", file=sys.stderr)
 
     if workers == 1:
-        for cell in todo:
-            record(cell, run_cell(cell, out, data_root, threads))
+        import torch
+
+        before = torch.get_num_threads()
+        try:
+            for cell in todo:
+                record(cell, run_cell(cell, out, data_root, threads))
+        finally:
+            torch.set_num_threads(before)  # run_cell set this process's thread count
     elif todo:
         import multiprocessing
 

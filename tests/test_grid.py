@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -66,10 +67,10 @@ def test_dry_run_lists_every_variant(capsys):
 # ---------------------------------------------------------------- runner
 
 
-def tiny_grid() -> Grid:
-    """Three variants of the paper preset, one pass of 32 synthetic patterns."""
+def tiny_grid(epochs: int = 1) -> Grid:
+    """Three variants of the paper preset, `epochs` passes of 32 synthetic patterns."""
     def config(**swap):
-        return run_config("paper", dict(epochs=1, batch_size=16, hessian_samples=8, **swap))
+        return run_config("paper", dict(epochs=epochs, batch_size=16, hessian_samples=8, **swap))
     return Grid("tiny", "paper", "a test grid", (Variant("paper", None, None, config()),
                                                 Variant("c3=full", "c3", "full", config(c3="full")),
                                                 Variant("pooling=max", "pooling", "max", config(pooling="max"))))
@@ -107,6 +108,35 @@ def test_an_interrupted_grid_does_only_the_rest(tmp_path, tiny_mnist, monkeypatc
     calls = count_calls(monkeypatch)
     run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
     assert calls == []
+
+
+def test_a_run_killed_mid_way_is_resumed_from_its_checkpoint(tmp_path, tiny_mnist, monkeypatch):
+    import subprocess
+    import sys
+
+    from repro.train import EXIT_AT_STEP_ENV
+    grid, out = tiny_grid(epochs=2), tmp_path / "grid"
+    cell = grid_cells(grid, [0])[0]
+    # a real process exit in pass 2 (2 steps per pass), after pass 1's checkpoint
+    script = (f"import torch; torch.set_num_threads(1); "
+              f"from repro.config import RunConfig; from repro.train import train; "
+              f"train(RunConfig.from_dict({cell.config.to_dict()!r}), {str(cell.run_dir(out))!r}, "
+              f"{str(tiny_mnist)!r}, progress=False)")
+    killed = subprocess.run([sys.executable, "-c", script], env={**os.environ, EXIT_AT_STEP_ENV: "3"})
+    assert killed.returncode == 137 and (cell.run_dir(out) / "checkpoint.pt").exists()
+    first_pass = (cell.run_dir(out) / "log.jsonl").read_text().splitlines()
+    assert len(first_pass) == 1
+    rows = run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    # pass 1 came from the checkpoint, not from a fresh start (its wall time is the killed process's)
+    assert (cell.run_dir(out) / "log.jsonl").read_text().splitlines()[0] == first_pass[0]
+    resumed = next(r for r in rows if r["variant"] == cell.variant)
+    fresh = run_grid(grid, [0], tmp_path / "fresh", data_root=tiny_mnist, progress=False)
+    fresh = next(r for r in fresh if r["variant"] == cell.variant)
+    assert resumed["passes"] == 2 and resumed["final_test_error_pct"] == fresh["final_test_error_pct"]
+    assert (out / resumed["run_dir"] / "log.jsonl").read_text().count("\n") == 2
+    a = torch.load(out / resumed["run_dir"] / "model.pt")["model"]
+    b = torch.load(tmp_path / "fresh" / fresh["run_dir"] / "model.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_row_cut_short_is_detected_and_the_run_recorded_again(tmp_path, tiny_mnist, monkeypatch):
