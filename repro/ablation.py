@@ -56,12 +56,9 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
             paired = paired_delta(ref_test, test)
             entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"])
             if paired["seeds"]:
-                labels = None
-                ref_preds, var_preds = [], []
-                for s in paired["seeds"]:
-                    labels, r_pred = _predictions(grid_dir, ref[s])
-                    var_preds.append(_predictions(grid_dir, runs[s])[1])
-                    ref_preds.append(r_pred)
+                labels = _predictions(grid_dir, ref[paired["seeds"][0]])[0]
+                ref_preds = [_predictions(grid_dir, ref[s])[1] for s in paired["seeds"]]
+                var_preds = [_predictions(grid_dir, runs[s])[1] for s in paired["seeds"]]
                 m = mcnemar(labels, ref_preds, var_preds)
                 entry.update(mcnemar_b=m["b"], mcnemar_c=m["c"], p_mcnemar=m["p"])
         table.append(entry)
