@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 from experiments.grids import GRID_PROTOCOL, grid_config
-from experiments.sdlm_step_scale import VALIDATION
-from repro.data import MNISTTensors, load_mnist
+from experiments.sdlm_step_scale import VALIDATION, validation_split
 from repro.figures import read_log
 from repro.train import train_seeds
 
@@ -43,9 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="results/grid_sdlm_screen.jsonl")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    full = load_mnist("32", args.data_root)
-    data = MNISTTensors(full.train_x[:VALIDATION.start], full.train_y[:VALIDATION.start],
-                        full.train_x[VALIDATION], full.train_y[VALIDATION])
+    data = validation_split(args.data_root, VALIDATION.start)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for lr in args.lr:

@@ -35,6 +35,13 @@ SCREEN = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), d
 VALIDATION = slice(50_000, 60_000)  # the last 10,000 training patterns; the test set is never used
 
 
+def validation_split(data_root, n_train: int) -> MNISTTensors:
+    """The first n_train training patterns to train on and VALIDATION in place of the test set (32x32 input)."""
+    full = load_mnist("32", data_root)
+    return MNISTTensors(full.train_x[:n_train], full.train_y[:n_train],
+                        full.train_x[VALIDATION], full.train_y[VALIDATION])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=None)
@@ -44,10 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    full = load_mnist("32", args.data_root)
     n_train = 50_000 if args.full else 12_000
-    data = MNISTTensors(full.train_x[:n_train], full.train_y[:n_train],
-                        full.train_x[VALIDATION], full.train_y[VALIDATION])
+    data = validation_split(args.data_root, n_train)
     if args.full:
         candidates = [dict(lr=lr, engine=args.engine) for lr in args.lr or [0.00002]]
         out = Path(args.out or "results/sdlm_step_scale_full.jsonl")

@@ -144,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("grid", help="run an ablation grid (experiments/grids.py): every variant x seed, resumable")
     from experiments.grids import GRIDS
 
+    p = sub.add_parser("grid", help="run an ablation grid (experiments/grids.py): every variant x seed, resumable")
     p.add_argument("name", choices=list(GRIDS), help="which grid (declared in experiments/grids.py)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
     p.add_argument("--workers", type=int, default=0,

@@ -73,17 +73,22 @@ def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
                         textcoords="offset points")
         ax.axhline(PAPER_TEST_ERROR_PCT, color="C0", lw=0.8, ls=":", label="paper test 0.95%")
         ax.axhline(PAPER_TRAIN_ERROR_PCT, color="C1", lw=0.8, ls=":", label="paper training 0.35%")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(FixedLocator([0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50]))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("pass through the training set")
-        ax.set_ylabel("error (%)")
+        _error_per_pass_axes(ax, [0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50], "error (%)")
         ax.set_title(title)
         ax.legend(fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
+
+
+def _error_per_pass_axes(ax, ticks: list[float], ylabel: str) -> None:
+    """Log error axis labelled at `ticks`, integer passes, grid: shared by the per-pass plots."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("pass through the training set")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def _save(fig, path: Path) -> Path:
@@ -140,16 +145,9 @@ def plot_grid_curves(rows: list[dict], grid_dir: Path, order: list[str], title: 
         mean = [sum(log[p]["test_error_pct"] for log in logs) / len(logs) for p in range(passes)]
         ax.plot(range(1, passes + 1), mean, "-o", ms=3, lw=2.2 if i == 0 else 1.2,
                 color="k" if i == 0 else f"C{(i - 1) % 10}", label=f"{name} (reference)" if i == 0 else name)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(FixedLocator([0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 90]))
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("pass through the training set")
-    ax.set_ylabel("test error (%), mean over seeds")
+    _error_per_pass_axes(ax, [0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 90], "test error (%), mean over seeds")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
-    ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
 
 
