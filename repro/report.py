@@ -22,6 +22,10 @@ RESULT_GROUPS = [
      "lenet5 train --preset paper --set engine=compiled --seeds 0 1 2 --threads 1 --out results/paper_compiled",
      (0.95, 0.35)),
     ("modern", "modern", "lenet5 train --preset modern --set seed=S --threads 1 --out results/modern/seedS", None),
+    # splits SDLM's lead over Adam in the leave_one_in grid between optimizer and schedule (paper_notes/ablation.md)
+    ("modern_adam_paper_schedule", "modern, lr_schedule=paper",
+     "lenet5 train --preset modern --set lr_schedule=paper --seeds 0 1 2 --threads 2 "
+     "--out results/modern_adam_paper_schedule", None),
 ]
 README_BEGIN = "<!-- reproduction-table:begin (lenet5 report) -->"
 README_END = "<!-- reproduction-table:end -->"
@@ -88,21 +92,26 @@ def ablation_tables(results: Path) -> dict[str, str]:
     return tables
 
 
-def ablation_report(tables: dict[str, str]) -> str:
-    from experiments.grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS
+def ablation_report(tables: dict[str, str], results: Path) -> str:
+    from experiments.grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS
+
+    from .ablation import grid_rows
 
     parts = ["# Ablation grids\n",
              "Made by `lenet5 report` from results/grids/NAME/runs.jsonl and each run's test predictions. Grids "
              "and protocol: experiments/grids.py. Protocol: "
              + ", ".join(f"{k}={v}" for k, v in GRID_PROTOCOL.items()) + "; "
              + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
-                         for opt, s in OPTIMIZER_SETTINGS.items()) + ".\n",
+                         for opt, s in OPTIMIZER_SETTINGS.items()) + "; SDLM's eta by loss: "
+             + ", ".join(f"{loss}={eta:g}" for loss, eta in SDLM_ETA_BY_LOSS.items()) + ".\n",
              "Δ is variant minus reference in percentage points, paired by seed, with its 95% t-interval and the "
              "paired t-test's p-value. McNemar: b = test images the reference gets right and the variant wrong, "
              "c = the reverse, pooled over seeds; p from the exact binomial test.\n"]
     for name, table in tables.items():
-        parts.append(f"## {name}: {GRIDS[name].description}\n\nRemake the runs: `lenet5 grid {name}`\n\n"
-                     f"{table}\n")
+        rows = grid_rows(results / "grids" / name)
+        minutes = sum((r.get("wall_s") or 0) * (r.get("threads") or 1) for r in rows) / 60
+        parts.append(f"## {name}: {GRIDS[name].description}\n\nRemake the runs: `lenet5 grid {name}` "
+                     f"({len(rows)} runs recorded, {minutes:.0f} core-minutes of training)\n\n{table}\n")
     return "\n".join(parts)
 
 
@@ -117,7 +126,7 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
     tables = ablation_tables(results)
     if tables:
         out = results / "ablation.md"
-        atomic.write_text(out, ablation_report(tables))
+        atomic.write_text(out, ablation_report(tables, results))
         written.append(out)
         for name, grid_table in tables.items():
             if readme.exists() and refresh_readme(readme, grid_table, *ablation_markers(name)) \
