@@ -1,4 +1,4 @@
-"""SDLM's eta for the grids' mini-batch protocol (experiments/grids.py), chosen on a validation split.
+"""SDLM's eta for the grids' mini-batch protocol (repro/study/grids.py), chosen on a validation split.
 
 The grids train with mini-batches of 64 for 5 passes, where SDLM's step is batch_size * eta / (mu + h) times
 the batch mean gradient. Whether the online eta (0.00002, results/sdlm_step_scale*.jsonl) still suits that is
@@ -13,7 +13,7 @@ and scored on the last 10,000 after every pass (the test set is never used), for
         --lr 0.00001 0.00003 0.0001 0.0003
 
 The grids take, per loss, the best eta at least 2x below the smallest eta that collapses the network
-(experiments/grids.py).
+(repro/study/grids.py).
 """
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-from experiments.grids import GRID_PROTOCOL, grid_config
 from experiments.sdlm_step_scale import VALIDATION, validation_split
-from repro.figures import read_log
-from repro.train import train_seeds
+from repro.study.grids import GRID_PROTOCOL, grid_config
+from repro.train import read_log, train_seeds
 
 CANDIDATES = (0.000001, 0.000002, 0.000003, 0.000005, 0.000007, 0.00001)  # MAP
 

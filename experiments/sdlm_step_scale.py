@@ -27,8 +27,7 @@ import torch
 
 from repro.config import run_config
 from repro.data import MNISTTensors, load_mnist
-from repro.figures import read_log
-from repro.train import train
+from repro.train import read_log, train
 
 SCREEN = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002), dict(lr=0.00001),
           dict(lr=0.0005, mu=0.1), dict(lr=0.0005, mu=0.2)]

@@ -1,12 +1,12 @@
-"""`lenet5 bench`: training throughput of our loops against the seed blog's, measured side by side in one run.
+"""`lenet5 bench`: training throughput, every engine against a reference loop measured in the same run.
 
-(a) the seed blog's loop as the blog writes it: torchvision MNIST + DataLoader + ToTensor per sample, its
-    BatchNorm LeNet, Adam, batch 64;
-(b) our trainer's loop on the same network and batch (preset modern: preprocessed tensors, reference engine);
-(c) the paper preset online (batch 1, SDLM): the naive eager autograd step (engine=reference) and our fast
-    paths (engine=fast, and engine=compiled unless --quick);
-(d) the paper preset online with S seeds in lockstep.
-Ratios: b/a, c/naive, and d's wall time per step against c's (the cost of S seeds relative to one).
+(a) the seed blog's loop as the blog writes it (a modern BatchNorm/ReLU/max-pool LeNet trained with Adam, batch
+    64, 5 epochs: torchvision MNIST + DataLoader + ToTensor per sample), against (b) our trainer on the same
+    network and batch (preset modern), with the reference engine and the online engine;
+(c) one row per `one_at_a_time` variant trained online (the paper preset, and the paper preset with one
+    component modernised; batch 1): its reference step (engine=reference, the autograd loop), then the online
+    engine (compiled unless --quick) for one run and for 5 seeds in lockstep, each with its ratio to the
+    variant's reference step.
 FLOP/s use 6 FLOP per connection per training sample (multiply-add forward, and two in backward) against a
 measured single-precision matmul peak on the same threads.
 """
@@ -25,7 +25,7 @@ from .data import load_mnist, resolve_root
 from .engines import make_engine
 from .model import LeNet5
 from .optim import make_optimizer
-from .train import Run, RunPaths, pass_permutation
+from .train import DIVERGENCE_CHECK_EVERY, Run, RunPaths, pass_permutation
 
 
 class SeedBlogLeNet(nn.Module):
@@ -72,7 +72,7 @@ def seed_blog_loop(data_root, seconds: float) -> float:
 
 
 def our_loop(preset: str, overrides: dict, seeds: int, data, seconds: float) -> dict:
-    """Steps/s and samples/s of our engine for a config, with `seeds` runs in one group."""
+    """Samples/s of one engine for a config, with `seeds` runs in one lockstep group."""
     config = run_config(preset, overrides)
     runs = []
     for seed in range(seeds):
@@ -84,7 +84,8 @@ def our_loop(preset: str, overrides: dict, seeds: int, data, seconds: float) -> 
         runs.append(run)
     engine = make_engine(config, data)
     max_steps = len(data.train_y) // config.train.batch_size
-    warmup, chunk = min(5, max_steps // 2), max(1, min(50, max_steps // 4))
+    # chunks as long as the trainer's (it packs and unpacks the online engine's state once per chunk)
+    warmup, chunk = min(8, max_steps // 2), max(1, min(DIVERGENCE_CHECK_EVERY, max_steps // 4))
     start_compile = time.perf_counter()
     engine.run_steps(runs, 0, warmup)  # warm-up (and compilation, for engine=compiled)
     warmup_s = time.perf_counter() - start_compile
@@ -93,11 +94,17 @@ def our_loop(preset: str, overrides: dict, seeds: int, data, seconds: float) -> 
         engine.run_steps(runs, steps, steps + chunk)
         steps += chunk
     elapsed = time.perf_counter() - start
-    steps_per_s = (steps - warmup) / elapsed
+    samples_per_s = (steps - warmup) / elapsed * config.train.batch_size * seeds
     flops = 6 * totals(layer_counts(runs[0].model))[1]
-    samples_per_s = steps_per_s * config.train.batch_size * seeds
-    return {"steps_per_s": steps_per_s, "samples_per_s": samples_per_s, "gflops": samples_per_s * flops / 1e9,
-            "warmup_s": warmup_s, "engine": config.train.engine, "seeds": seeds}
+    return {"engine": config.train.engine, "batch_size": config.train.batch_size, "seeds": seeds,
+            "samples_per_s": samples_per_s, "gflops": samples_per_s * flops / 1e9, "warmup_s": warmup_s}
+
+
+def online_variants() -> list[tuple[str, dict]]:
+    """The `one_at_a_time` variants at batch 1: (name, overrides of the paper preset)."""
+    from .study.grids import COMPONENTS
+
+    return [("paper", {})] + [(f"{key}={modern}", {key: modern}) for key, (_, modern) in COMPONENTS.items()]
 
 
 def matmul_peak_gflops(seconds: float = 1.0) -> float:
@@ -110,52 +117,67 @@ def matmul_peak_gflops(seconds: float = 1.0) -> float:
     return n * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9
 
 
-def run_bench(data_root=None, quick: bool = False, lockstep_seeds: int = 5, seconds: float | None = None) -> list[dict]:
-    seconds = seconds if seconds is not None else (2.0 if quick else 8.0)
-    data32 = load_mnist("32", data_root)
-    data28 = load_mnist("28", data_root)
+def run_bench(data_root=None, quick: bool = False, lockstep_seeds: int = 5, seconds: float | None = None,
+              variants: list[str] | None = None) -> list[dict]:
+    seconds = seconds if seconds is not None else (2.0 if quick else 6.0)
+    data = {"32": load_mnist("32", data_root), "28": load_mnist("28", data_root)}
     peak = matmul_peak_gflops()
-    rows = [{"measure": "a_seed_blog_loop", "samples_per_s": seed_blog_loop(data_root, seconds)}]
-    rows.append({"measure": "b_ours_modern_batch64", **our_loop("modern", {}, 1, data28, seconds)})
-    engines = ["reference", "fast"] + ([] if quick else ["compiled"])
-    for engine in engines:
-        rows.append({"measure": f"c_paper_batch1_{engine}", **our_loop("paper", {"engine": engine}, 1, data32, seconds)})
-    best = max((r for r in rows if r["measure"].startswith("c_")), key=lambda r: r["samples_per_s"])
-    rows.append({"measure": f"d_paper_batch1_{best['engine']}_x{lockstep_seeds}",
-                 **our_loop("paper", {"engine": best["engine"]}, lockstep_seeds, data32, seconds)})
+    online = "online" if quick else "compiled"
+    rows = [{"measure": "seed_blog_loop", "variant": "modern", "engine": "seed blog", "batch_size": 64, "seeds": 1,
+             "samples_per_s": seed_blog_loop(data_root, seconds)}]
+    for engine in ("reference", online):
+        rows.append({"measure": "modern_batch64", "variant": "modern",
+                     **our_loop("modern", {"engine": engine}, 1, data["28"], seconds)})
+    for name, overrides in online_variants():
+        if variants and name not in variants:
+            continue
+        base = {**overrides, "batch_size": 1}
+        d = data[run_config("paper", base).model.input]
+        rows.append({"measure": "online", "variant": name,
+                     **our_loop("paper", {**base, "engine": "reference"}, 1, d, seconds)})
+        rows.append({"measure": "online", "variant": name, **our_loop("paper", {**base, "engine": online}, 1, d, seconds)})
+        rows.append({"measure": "online", "variant": name,
+                     **our_loop("paper", {**base, "engine": online}, lockstep_seeds, d, seconds)})
     context = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "matmul_peak_gflops": round(peak, 1)}
+    references = {(r["measure"], r["variant"]): r["samples_per_s"] for r in rows
+                  if r["engine"] in ("reference", "seed blog")}
     for r in rows:
         r.update(context)
         if "gflops" in r:
             r["fraction_of_peak"] = r["gflops"] / peak
+        reference = references[("seed_blog_loop", "modern")] if r["measure"] == "modern_batch64" else \
+            references.get((r["measure"], r["variant"]))
+        r["vs_reference"] = r["samples_per_s"] / reference
     return rows
 
 
 def format_report(rows: list[dict]) -> str:
-    by = {r["measure"]: r for r in rows}
-    a, b = by["a_seed_blog_loop"], by["b_ours_modern_batch64"]
-    naive = by["c_paper_batch1_reference"]
-    cs = [r for r in rows if r["measure"].startswith("c_")]
-    best = max(cs, key=lambda r: r["samples_per_s"])
-    d = next(r for r in rows if r["measure"].startswith("d_"))
-    lines = [f"threads {a['threads']}, torch {a['torch']}, matmul peak {a['matmul_peak_gflops']} GFLOP/s", ""]
+    first = rows[0]
+    lines = [f"threads {first['threads']}, torch {first['torch']}, matmul peak {first['matmul_peak_gflops']} GFLOP/s",
+             "", f"{'measure':<15} {'variant':<18} {'engine':<10} {'batch':>5} {'seeds':>5} {'samples/s':>10} "
+                 f"{'% of peak':>9} {'ratio':>6}  ratio to"]
     for r in rows:
-        extra = f"  {r['gflops']:.2f} GFLOP/s ({100 * r['fraction_of_peak']:.1f}% of peak)" if "gflops" in r else ""
-        warm = f"  warm-up {r['warmup_s']:.1f} s" if r.get("warmup_s", 0) > 1 else ""
-        lines.append(f"{r['measure']:<34} {r['samples_per_s']:>10,.0f} samples/s{extra}{warm}")
-    lines += ["",
-              f"b/a  ours vs seed blog (modern, batch 64):        {b['samples_per_s'] / a['samples_per_s']:.2f}x",
-              f"c    paper online, best engine ({best['engine']}) vs naive eager: "
-              f"{best['samples_per_s'] / naive['samples_per_s']:.2f}x  ({best['samples_per_s']:,.0f} samples/s; "
-              f"20 passes of 60,000 in {20 * 60000 / best['samples_per_s'] / 60:.1f} min)",
-              f"d/c  {d['seeds']} seeds in lockstep: wall time per step {best['steps_per_s'] / d['steps_per_s']:.2f}x "
-              f"one seed's; {d['samples_per_s'] / best['samples_per_s']:.2f}x the samples/s"]
+        peak = f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "-"
+        against = ("-" if r["engine"] in ("reference", "seed blog") else
+                   "the seed blog's loop" if r["measure"] == "modern_batch64" else "the variant's reference step")
+        warm = f"  (warm-up {r['warmup_s']:.0f} s)" if r.get("warmup_s", 0) > 1 else ""
+        lines.append(f"{r['measure']:<15} {r['variant']:<18} {r['engine']:<10} {r['batch_size']:>5} {r['seeds']:>5} "
+                     f"{r['samples_per_s']:>10,.0f} {peak:>9} {r['vs_reference']:>5.2f}x  {against}{warm}")
+    online = [r for r in rows if r["measure"] == "online" and r["engine"] != "reference"]
+    if online:
+        single = [r for r in online if r["seeds"] == 1]
+        group = [r for r in online if r["seeds"] > 1]
+        lines += ["", f"online, one run:         slowest variant {min(r['samples_per_s'] for r in single):,.0f} "
+                      f"samples/s; 20 passes of 60,000 in {20 * 60000 / min(r['samples_per_s'] for r in single) / 60:.1f} min"]
+        if group:
+            lines.append(f"online, {group[0]['seeds']} seeds in lockstep: slowest variant "
+                         f"{min(r['samples_per_s'] for r in group):,.0f} samples/s")
     return "\n".join(lines)
 
 
-def main_bench(data_root, quick: bool, as_json: bool) -> None:
-    rows = run_bench(data_root, quick)
+def main_bench(data_root, quick: bool, as_json: bool, variants: list[str] | None = None) -> None:
+    rows = run_bench(data_root, quick, variants=variants)
     if as_json:
         for r in rows:
             print(json.dumps(r))

@@ -67,20 +67,24 @@ def cmd_train(args) -> int:
 def cmd_bench(args) -> int:
     import torch
 
-    from .bench import main_bench
+    from .bench import main_bench, online_variants
 
+    names = [name for name, _ in online_variants()]
+    unknown = [v for v in args.variants or [] if v not in names]
+    if unknown:
+        raise ConfigError(f"unknown bench variant {unknown[0]!r}; variants: {', '.join(names)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    main_bench(args.data_root, args.quick, args.json)
+    main_bench(args.data_root, args.quick, args.json, args.variants)
     return 0
 
 
 def cmd_grid(args) -> int:
     import os
 
-    from experiments.grids import DEFAULT_SEEDS, GRIDS
+    from .study.grids import DEFAULT_SEEDS, GRIDS
 
-    from .grid import grid_cells, run_grid
+    from .study.grid import grid_cells, run_grid
 
     grid = GRIDS[args.name]
     seeds = args.seeds or list(DEFAULT_SEEDS)
@@ -101,7 +105,7 @@ def cmd_grid(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_reports
+    from .study.report import write_reports
 
     for path in write_reports(Path(args.results), Path(args.readme)):
         print(path)
@@ -109,7 +113,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from .figures import make_all_figures
+    from .study.figures import make_all_figures
 
     for path in make_all_figures(Path(args.out), Path(args.results), args.data_root):
         print(path)
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="train these seeds into OUT/seed<N>/ (in lockstep with engine=fast or compiled)")
+                   help="train these seeds into OUT/seed<N>/ (in lockstep with the online engines)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
     p.add_argument("--threads", type=int, default=0,
@@ -137,17 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-pass lines")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("bench", help="training throughput: ours vs the seed blog's loop, batch-1 paths, lockstep")
-    p.add_argument("--quick", action="store_true", help="short measurements, no torch.compile (under a minute)")
+    p = sub.add_parser("bench", help="training throughput: every engine against a reference loop, per variant")
+    p.add_argument("--quick", action="store_true", help="short measurements, no torch.compile")
+    p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
+                   help="only these one_at_a_time variants (default: all, e.g. paper pooling=max)")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
 
-    from experiments.grids import GRIDS
+    from .study.grids import GRIDS
 
-    p = sub.add_parser("grid", help="run an ablation grid (experiments/grids.py): every variant x seed, resumable")
-    p.add_argument("name", choices=list(GRIDS), help="which grid (declared in experiments/grids.py)")
+    p = sub.add_parser("grid", help="run an ablation grid (repro/study/grids.py): every variant x seed, resumable")
+    p.add_argument("name", choices=list(GRIDS), help="which grid (declared in repro/study/grids.py)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel runs (default: cores // threads; 1 runs in this process)")

@@ -1,9 +1,9 @@
 """Trainable parameters and connections per layer, computed from a built model (Sec. II-B).
 
 A connection, as the paper counts them, is one multiply-accumulate of a unit, the bias included: a C1 unit
-has 25 input connections plus its bias, so C1 has 28*28*6*(25+1) = 122,304. Shapes come from a forward pass
-with hooks, fan-ins from the modules themselves; nothing here is typed in except the paper's own numbers,
-which are printed beside ours.
+has 25 input connections plus its bias, so C1 has 28*28*6*(25+1) = 122,304. Each component counts its own
+(`Component.connections`, repro/components/) from its output in a forward pass; a module that is not a component
+is an error, never a silent zero. Nothing here is typed in except the paper's own numbers, printed beside ours.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .components import EuclideanRBF, TableConv2d, TrainableSubsampling
+from .components import Component, EuclideanRBF, TableConv2d
 from .model import LeNet5
 
 # Sec. II-B, Fig. 2: (trainable parameters, connections) per layer.
@@ -46,28 +46,6 @@ def trainable_params(module: nn.Module) -> int:
     return total
 
 
-def _leaf_connections(module: nn.Module, out: torch.Tensor) -> int:
-    """Connections of one leaf module for one sample, given its output."""
-    units = out[0].numel()
-    if isinstance(module, TableConv2d):
-        positions = out.shape[2] * out.shape[3]
-        return int(positions * (module.fan_in_per_map() + 1).sum())
-    if isinstance(module, nn.Conv2d):
-        fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
-        return units * (fan_in + (module.bias is not None))
-    if isinstance(module, nn.Linear):
-        return units * (module.in_features + (module.bias is not None))
-    if isinstance(module, TrainableSubsampling):
-        return units * (module.fan_in + 1)
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        return units * 4
-    if isinstance(module, nn.BatchNorm2d):
-        return units * 2  # a scale and a shift per unit
-    if isinstance(module, EuclideanRBF):
-        return module.prototypes.numel()
-    return 0  # activations
-
-
 def layer_counts(model: LeNet5) -> list[LayerCount]:
     """Per-layer counts for `model`, in the paper's layer order."""
     connections: dict[str, int] = {}
@@ -76,8 +54,12 @@ def layer_counts(model: LeNet5) -> list[LayerCount]:
         connections[layer] = 0
         for leaf in stage.modules():
             if len(list(leaf.children())) == 0:
+                if not isinstance(leaf, Component):
+                    raise TypeError(f"{type(leaf).__name__} in {layer} has no connection count: build the model "
+                                    f"from repro.components")
+
                 def hook(mod, _inp, out, layer=layer):
-                    connections[layer] += _leaf_connections(mod, out)
+                    connections[layer] += mod.connections(out)
                 hooks.append(leaf.register_forward_hook(hook))
     was_training = model.training
     model.eval()

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+from .components import INPUTS
 
 ENV_VAR = "LENET5_DATA"
 DEFAULT_ROOT = "./data"
@@ -27,10 +28,6 @@ RAW_FILES = {
 # IDX magic numbers: 0x0000 0803 = unsigned bytes, 3 dimensions (images); 0x0000 0801 = 1 dimension (labels).
 IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
 
-# Sec. II-B: background (white) -> -0.1, foreground (black) -> 1.175, which makes the mean input roughly 0
-# and the variance roughly 1. MNIST stores background as 0 and ink as 255.
-BACKGROUND_LEVEL = -0.1
-FOREGROUND_LEVEL = 1.175
 
 
 class DataError(RuntimeError):
@@ -106,17 +103,11 @@ def load_raw(data_root=None, split: str = "train", download: bool = True) -> tup
 
 
 def preprocess(images: torch.Tensor, input_mode: str) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, S, S) for the model's input switch.
-
-    "32": padded with 2 pixels of background to 32x32 and mapped linearly to [-0.1, 1.175] (Sec. II-B).
-    "28": ToTensor's scaling to [0, 1], as in the seed blog."""
-    x = images.to(torch.float32).div_(255.0).unsqueeze(1)
-    if input_mode == "28":
-        return x
-    if input_mode == "32":
-        x = F.pad(x, (2, 2, 2, 2), value=0.0)
-        return x.mul_(FOREGROUND_LEVEL - BACKGROUND_LEVEL).add_(BACKGROUND_LEVEL)
-    raise ValueError(f"invalid input mode {input_mode!r}; valid choices: 32, 28")
+    """uint8 (N, 28, 28) -> float32 (N, 1, S, S) for the model's input switch (repro/components/input.py):
+    "32": padded to 32x32 and mapped to [-0.1, 1.175] (Sec. II-B); "28": ToTensor's [0, 1], as in the seed blog."""
+    if input_mode not in INPUTS:
+        raise ValueError(f"invalid input mode {input_mode!r}; valid choices: {', '.join(INPUTS)}")
+    return INPUTS[input_mode].preprocess(images)
 
 
 @dataclass
@@ -129,10 +120,24 @@ class MNISTTensors:
     test_y: torch.Tensor
 
 
-def load_mnist(input_mode: str, data_root=None, download: bool = True, train_size: int | None = None) -> MNISTTensors:
-    """Load and preprocess MNIST; `train_size` keeps the first N training patterns (Fig. 6 uses subsets)."""
+VALIDATION_SIZE = 10_000  # the last 10,000 training patterns: where every choice of ours is made
+
+
+def load_mnist(input_mode: str, data_root=None, download: bool = True, train_size: int | None = None,
+               evaluate_on: str = "test") -> MNISTTensors:
+    """Load and preprocess MNIST; `train_size` keeps the first N training patterns (Fig. 6 uses subsets).
+
+    evaluate_on="validation": the last VALIDATION_SIZE training patterns take the test set's place and are
+    removed from the training set (train_size then counts from the rest); the test set is not read."""
     train_images, train_y = load_raw(data_root, "train", download)
-    test_images, test_y = load_raw(data_root, "test", download)
+    if evaluate_on == "validation":
+        if len(train_y) <= VALIDATION_SIZE:
+            raise DataError(f"the training set has {len(train_y)} patterns, too few to hold out a validation split "
+                            f"of {VALIDATION_SIZE:,}; use evaluate_on=test")
+        test_images, test_y = train_images[-VALIDATION_SIZE:], train_y[-VALIDATION_SIZE:]
+        train_images, train_y = train_images[:-VALIDATION_SIZE], train_y[:-VALIDATION_SIZE]
+    else:
+        test_images, test_y = load_raw(data_root, "test", download)
     if train_size is not None:
         if not 0 < train_size <= len(train_y):
             raise DataError(f"train_size={train_size} is outside 1..{len(train_y)}; choose a smaller subset")

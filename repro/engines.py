@@ -1,16 +1,38 @@
 """How a chunk of updates is computed for runs that stand at the same position (TrainConfig.engine).
 
-- reference: the autograd loop, one run after another: the definition every other engine is tested against.
-- fast: repro.fast.LockstepSDLM, the hand-written online SDLM step, all runs (seeds) in lockstep.
-- compiled: the same step through torch.compile (pays back its ~20-40 s compile time on long runs).
+- reference: the autograd loop over the `LeNet5` modules, one run after another: the definition every other
+  engine is tested against.
+- online: repro.online.OnlineEngine, the hand-written step built from the components, all runs (seeds) of a
+  group in lockstep; any switch, any batch size.
+- compiled: the same step through torch.compile (pays back its compile time, ~10-60 s, on long runs).
+- auto (the default): the fastest of these for the config, by `resolve_engine`'s rule, measured by `lenet5 bench`.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+from .components import LOSSES
 from .config import RunConfig
 from .data import MNISTTensors
-from .losses import LOSSES
+
+# auto: compile only when a group has enough updates to pay back the compile time (README, Speed)
+COMPILE_MIN_UPDATES = 20_000
+# auto: at this batch size and above, the reference loop's oneDNN convolutions beat the online engine's
+# unfold + matmul (README, Speed)
+REFERENCE_MIN_BATCH = 16
+
+
+def resolve_engine(config: RunConfig, n_train: int) -> str:
+    """The engine `engine=auto` uses for `config` on `n_train` training patterns (a function of both only, so
+    that the same config on the same data always takes the same engine and gives the same numbers)."""
+    if config.train.engine != "auto":
+        return config.train.engine
+    if config.train.batch_size >= REFERENCE_MIN_BATCH:
+        return "reference"
+    updates = config.train.epochs * math.ceil(n_train / config.train.batch_size)
+    return "compiled" if updates >= COMPILE_MIN_UPDATES else "online"
 
 
 class ReferenceEngine:
@@ -33,33 +55,36 @@ class ReferenceEngine:
 
 
 class LockstepEngine:
-    """Packs the runs' weights and SDLM steps into one LockstepSDLM, steps it, and unpacks at chunk end."""
+    """Packs the runs' state into one OnlineEngine, steps it, and unpacks at chunk end."""
 
     def __init__(self, config: RunConfig, data: MNISTTensors, compile_step: bool):
         self.config, self.data, self.compile_step = config, data, compile_step
-        self._runs, self._lockstep, self._step = None, None, None
+        self._runs, self._online = None, None
 
     def run_steps(self, runs, start: int, end: int) -> None:
-        from .fast import LockstepSDLM
+        from .online import OnlineEngine
 
         if self._runs != runs:  # a new group (or a run dropped out): build, and compile, once per group
             self._runs = list(runs)
-            self._lockstep = LockstepSDLM(self.config, [r.model for r in runs], [r.optimizer for r in runs])
-            step = self._lockstep.step_weights
-            self._step = torch.compile(step, dynamic=False) if self.compile_step else step
-        lockstep = self._lockstep
-        lockstep.pack()  # the weights may have been reloaded, and eta or h changed, since the last chunk
-        order = torch.stack([r.order[start:end] for r in runs])  # (S, T)
-        losses = torch.zeros(len(runs), dtype=torch.float64)
-        for t in range(end - start):
-            idx = order[:, t]
-            losses += self._step(lockstep.w, lockstep.steps, self.data.train_x[idx], self.data.train_y[idx])
-        lockstep.unpack()
+            self._online = OnlineEngine(self.config, [r.model for r in runs], [r.optimizer for r in runs],
+                                        compile_step=self.compile_step)
+        online, batch = self._online, self.config.train.batch_size
+        online.pack()  # the weights may have been reloaded, and eta or h changed, since the last chunk
+        # the chunk's patterns for every run, gathered once: (S, updates, B, 1, H, W); the last update of a pass
+        # may have fewer patterns than the others
+        idx = torch.stack([r.order[start * batch:end * batch] for r in runs])
+        x, y = self.data.train_x[idx], self.data.train_y[idx]
+        s, full = len(runs), (idx.shape[1] // batch) * batch
+        losses = online.run(x[:, :full].reshape(s, -1, batch, *x.shape[2:]), y[:, :full].reshape(s, -1, batch))
+        if full < idx.shape[1]:
+            losses += online.run(x[:, None, full:], y[:, None, full:])
+        online.unpack()
         for run, loss in zip(runs, losses):
             run.loss_sum += loss
 
 
 def make_engine(config: RunConfig, data: MNISTTensors):
-    if config.train.engine == "reference":
+    engine = resolve_engine(config, len(data.train_y))
+    if engine == "reference":
         return ReferenceEngine(config, data)
-    return LockstepEngine(config, data, compile_step=config.train.engine == "compiled")
+    return LockstepEngine(config, data, compile_step=engine == "compiled")

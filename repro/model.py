@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .components import (ACTIVATIONS, EuclideanRBF, FullFieldConv2d, TableConv2d, TrainableSubsampling,
-                         c3_connection_mask, lecun_uniform_, make_pooling)
+from .components import (ACTIVATIONS, C3_CONNECTIONS, HEADS, INITS, INPUTS, NORMS, POOLINGS, Conv2d,
+                         FullFieldConv2d, Linear)
 from .config import ModelConfig
-from .prototypes import rbf_prototypes
-
-INPUT_SIZE = {"32": 32, "28": 28}
 
 
 class LeNet5(nn.Module):
@@ -23,29 +20,22 @@ class LeNet5(nn.Module):
     def __init__(self, config: ModelConfig = ModelConfig()):
         super().__init__()
         self.config = config
-        act = ACTIVATIONS[config.activation]
-
-        def norm(channels: int) -> list[nn.Module]:
-            return [nn.BatchNorm2d(channels)] if config.norm == "batch" else []
-
-        # 28x28 input: pad by 2 so that C1 still gives 28x28 maps and every later shape is the paper's.
-        c1_padding = 2 if config.input == "28" else 0
-        self.c1 = nn.Sequential(nn.Conv2d(1, 6, 5, padding=c1_padding), *norm(6), act())
-        self.s2 = make_pooling(config.pooling, 6, config.activation)
-        c3_conv = TableConv2d(c3_connection_mask(), 5) if config.c3 == "table" else nn.Conv2d(6, 16, 5)
-        self.c3 = nn.Sequential(c3_conv, *norm(16), act())
-        self.s4 = make_pooling(config.pooling, 16, config.activation)
+        act, norm, pool = ACTIVATIONS[config.activation], NORMS[config.norm], POOLINGS[config.pooling]
+        # 28x28 input: C1 is padded by 2 so that it still gives 28x28 maps and every later shape is the paper's.
+        bias = not norm.replaces_bias
+        self.c1 = nn.Sequential(Conv2d(1, 6, 5, padding=INPUTS[config.input].c1_padding, bias=bias),
+                                *norm.layers(6), act())
+        self.s2 = pool(6, config.activation)
+        self.c3 = nn.Sequential(C3_CONNECTIONS[config.c3](bias), *norm.layers(16), act())
+        self.s4 = pool(16, config.activation)
         self.c5 = nn.Sequential(FullFieldConv2d(16, 120, 5), act())
-        self.f6 = nn.Sequential(nn.Linear(120, 84), act())
-        self.output = EuclideanRBF(rbf_prototypes()) if config.head == "rbf" else nn.Linear(84, 10)
-        if config.init == "lecun":
-            init_lecun_(self)
-        else:
-            init_default_subsampling_(self)
+        self.f6 = nn.Sequential(Linear(120, 84), act())
+        self.output = HEADS[config.head].make()
+        INITS[config.init](self)
 
     @property
     def input_size(self) -> int:
-        return INPUT_SIZE[self.config.input]
+        return INPUTS[self.config.input].size
 
     def stages(self) -> dict[str, nn.Module]:
         """The paper's layers in order, by their paper names."""
@@ -68,45 +58,4 @@ class LeNet5(nn.Module):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Class labels from forward's outputs: argmin of penalties (Sec. II-B) or argmax of logits."""
-        return outputs.argmin(dim=1) if self.config.head == "rbf" else outputs.argmax(dim=1)
-
-
-def unit_fan_in(module: nn.Module) -> torch.Tensor | float:
-    """Number of inputs to one unit that `module`'s weights feed (per output map for a Table I conv)."""
-    if isinstance(module, TableConv2d):
-        return module.fan_in_per_map()
-    if isinstance(module, nn.Conv2d):
-        return module.in_channels * module.kernel_size[0] * module.kernel_size[1]
-    if isinstance(module, nn.Linear):
-        return module.in_features
-    if isinstance(module, TrainableSubsampling):
-        return module.fan_in
-    raise TypeError(f"no fan-in rule for {type(module).__name__}")
-
-
-def init_lecun_(model: LeNet5) -> None:
-    """App. A: every weight and bias uniform in +-2.4/F_i, F_i the fan-in of its unit.
-
-    [assumption] Biases follow the same rule (the paper treats a bias as a weight on a constant input), and the
-    subsampling coefficient's fan-in is its 4 inputs. BatchNorm, not in the paper, keeps PyTorch's init."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_in = unit_fan_in(module)
-            lecun_uniform_(module.weight, fan_in)
-            lecun_uniform_(module.bias, fan_in)
-            if isinstance(module, TableConv2d):
-                with torch.no_grad():
-                    module.weight.mul_(module.weight_mask)
-        elif isinstance(module, TrainableSubsampling):
-            lecun_uniform_(module.coefficient, module.fan_in)
-            lecun_uniform_(module.bias, module.fan_in)
-
-
-def init_default_subsampling_(model: LeNet5) -> None:
-    """PyTorch has no default for the trainable subsampling; [assumption] start it as average pooling
-    (coefficient 1/4, bias 0), its nearest modern counterpart. Conv and Linear keep PyTorch's init."""
-    for module in model.modules():
-        if isinstance(module, TrainableSubsampling):
-            with torch.no_grad():
-                module.coefficient.fill_(0.25)
-                module.bias.zero_()
+        return outputs.argmin(dim=1) if HEADS[self.config.head].lower_is_better else outputs.argmax(dim=1)

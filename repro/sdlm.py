@@ -8,81 +8,17 @@ fixed during the pass. h_kk is back-propagated like a gradient, with every facto
     d2E/dx_j^2 = sum_i w_ij^2 d2E/da_i^2               (through a weighted sum)
     d2E/dw_ij^2 = sum_connections x_j^2 d2E/da_i^2     (a shared weight sums over every connection using it)
 
-so h is a sum of non-negative terms and is never negative. `gauss_newton_diagonal` implements these rules for
-each kind of layer the model can contain, starting from the loss's curvature (repro.losses.output_curvature).
+so h is a sum of non-negative terms and is never negative. Each component carries its own rule
+(`Component.curvature`, repro/components/); `gauss_newton_diagonal` chains them, starting where the last layer
+says the loss's curvature starts (`Component.loss_curvature`).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.grad import conv2d_input, conv2d_weight
 
-from .components import TANH_AMPLITUDE, TANH_SLOPE, EuclideanRBF, ScaledTanh, TableConv2d, TrainableSubsampling
-from .losses import output_curvature
-
-
-def _record_leaves(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
-    """Run the model once, returning (leaf module, its input, its output) in execution order."""
-    records = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: records.append((mod, inp[0], out)))
-             for m in model.modules() if len(list(m.children())) == 0]
-    try:
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return records
-
-
-def _backprop_curvature(module: nn.Module, x: torch.Tensor, out: torch.Tensor, h_out: torch.Tensor,
-                        hessian: dict[nn.Parameter, torch.Tensor]) -> torch.Tensor:
-    """One layer of App. C: add this layer's parameters' d2E/dw^2 to `hessian`; return d2E/dx^2 for its input."""
-    if isinstance(module, nn.Conv2d):
-        weight = module.weight * module.weight_mask if isinstance(module, TableConv2d) else module.weight
-        h_w = conv2d_weight(x.pow(2), weight.shape, h_out, module.stride, module.padding)
-        if isinstance(module, TableConv2d):
-            h_w = h_w * module.weight_mask
-        hessian[module.weight] += h_w
-        hessian[module.bias] += h_out.sum(dim=(0, 2, 3))
-        return conv2d_input(x.shape, weight.pow(2), h_out, module.stride, module.padding)
-    if isinstance(module, nn.Linear):
-        hessian[module.weight] += h_out.t() @ x.pow(2)
-        hessian[module.bias] += h_out.sum(dim=0)
-        return h_out @ module.weight.pow(2)
-    if isinstance(module, TrainableSubsampling):
-        # each of a unit's 4 inputs is a connection that uses the map's coefficient
-        sum_sq_inputs = F.avg_pool2d(x.pow(2), 2) * 4.0
-        hessian[module.coefficient] += (sum_sq_inputs * h_out).sum(dim=(0, 2, 3))
-        hessian[module.bias] += h_out.sum(dim=(0, 2, 3))
-        return _upsample2(h_out) * module.coefficient.pow(2).view(1, -1, 1, 1)
-    if isinstance(module, ScaledTanh):
-        slope = TANH_AMPLITUDE * TANH_SLOPE * (1 - torch.tanh(TANH_SLOPE * x).pow(2))
-        return slope.pow(2) * h_out
-    if isinstance(module, nn.Tanh):
-        return (1 - out.pow(2)).pow(2) * h_out
-    if isinstance(module, nn.ReLU):
-        return (x > 0).to(h_out.dtype) * h_out
-    if isinstance(module, nn.MaxPool2d):
-        _, indices = F.max_pool2d(x, 2, return_indices=True)
-        return F.max_unpool2d(h_out, indices, 2, output_size=x.shape[-2:])
-    if isinstance(module, nn.AvgPool2d):
-        return _upsample2(h_out) / 16.0
-    if isinstance(module, (nn.Flatten, nn.Identity)):
-        return h_out.reshape(x.shape)
-    if isinstance(module, nn.BatchNorm2d):
-        # [approximation] in eval mode BatchNorm is a per-map affine map; the batch statistics' own
-        # dependence on x is ignored, as for any diagonal estimate.
-        inv_std = (module.running_var + module.eps).rsqrt().view(1, -1, 1, 1)
-        x_hat = (x - module.running_mean.view(1, -1, 1, 1)) * inv_std
-        hessian[module.weight] += (x_hat.pow(2) * h_out).sum(dim=(0, 2, 3))
-        hessian[module.bias] += h_out.sum(dim=(0, 2, 3))
-        return (module.weight.view(1, -1, 1, 1) * inv_std).pow(2) * h_out
-    raise TypeError(f"SDLM has no curvature rule for {type(module).__name__}")
-
-
-def _upsample2(h: torch.Tensor) -> torch.Tensor:
-    return h.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+from .components import Component, TableConv2d
+from .components.base import trace_leaves
 
 
 @torch.no_grad()
@@ -93,16 +29,18 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, targets: torch.Tens
     was_training = model.training
     model.eval()
     try:
-        records = _record_leaves(model, x)
+        records = trace_leaves(model, x)
     finally:
         model.train(was_training)
     hessian = {p: torch.zeros_like(p) for p in model.parameters() if p.requires_grad}
-    if isinstance(records[-1][0], EuclideanRBF):
-        records = records[:-1]  # fixed prototypes: the loss's curvature is taken w.r.t. the F6 outputs
-    h = output_curvature(loss, records[-1][2], targets)
-    for i in range(len(records) - 1, -1, -1):
-        module, inp, out = records[i]
-        h = _backprop_curvature(module, inp, out, h.reshape(out.shape), hessian)
+    for module, _, _ in records:
+        if not isinstance(module, Component):
+            raise TypeError(f"SDLM has no curvature rule for {type(module).__name__}: build the model from "
+                            f"repro.components")
+    head, head_in, head_out = records[-1]
+    h = head.loss_curvature(loss, head_in, head_out, targets, hessian)
+    for module, inp, out in reversed(records[:-1]):
+        h = module.curvature(inp, out, h.reshape(out.shape), hessian)
     n = x.shape[0]
     return {p: h_p / n for p, h_p in hessian.items()}
 

@@ -8,8 +8,9 @@ order of each pass is a function of the seed and the pass, and the checkpoint ho
 Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
 last good checkpoint.
 
-`train_seeds` trains several seeds of one config together: with engine=fast or compiled their online updates
-run in lockstep (repro/fast.py); each seed still has its own run folder, identical in form to a lone run's.
+`train_seeds` trains several seeds of one config together: with the online engines (repro/online.py; engine=auto
+picks one for online and small-batch configs) their updates run in lockstep; each seed still has its own run
+folder, identical in form to a lone run's.
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from tqdm import tqdm
 from . import atomic
 from .config import RunConfig
 from .counts import layer_counts, totals
+from .components import LOSSES
 from .data import MNISTTensors, load_mnist
 from .engines import make_engine
-from .losses import LOSSES
 from .model import LeNet5
 from .optim import lr_for_pass, make_optimizer, set_lr
 
@@ -38,6 +39,7 @@ from .optim import lr_for_pass, make_optimizer, set_lr
 EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
 EVAL_BATCH = 1000
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
+WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
 
 
 class RunError(RuntimeError):
@@ -69,10 +71,26 @@ def pass_permutation(seed: int, pass_index: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(_stream_seed(seed, pass_index, 0)))
 
 
-def hessian_sample(seed: int, pass_index: int, n: int, k: int) -> torch.Tensor:
-    """Indices of the patterns on which SDLM estimates h_kk before pass `pass_index` (App. C: 500)."""
-    gen = torch.Generator().manual_seed(_stream_seed(seed, pass_index, 1))
+def hessian_sample(seed: int, pass_index: int, n: int, k: int, step: int = 0) -> torch.Tensor:
+    """Indices of the patterns on which SDLM estimates h_kk before pass `pass_index` (App. C: 500), or before
+    update `step` of that pass (hessian_every)."""
+    stream = _stream_seed(seed, pass_index, 1)
+    gen = torch.Generator().manual_seed(stream if step == 0 else stream * 1_000_033 + step)
     return torch.randperm(n, generator=gen)[:k]
+
+
+def warmup_factor(step: int, warmup_updates: int) -> float:
+    """The fraction of pass 1's step size used from update `step` on: a linear ramp in blocks of
+    WARMUP_BLOCK updates, reaching 1 at update `warmup_updates`."""
+    if step >= warmup_updates:
+        return 1.0
+    block = warmup_block(warmup_updates)
+    return min(1.0, (step // block + 1) * block / warmup_updates)
+
+
+def warmup_block(warmup_updates: int) -> int:
+    """Updates per warm-up level: WARMUP_BLOCK, or fewer so that a short warm-up still has 10 levels."""
+    return max(1, min(WARMUP_BLOCK, warmup_updates // 10))
 
 
 @torch.no_grad()
@@ -171,7 +189,8 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
     pending = [r for r in opened if isinstance(r, Run)]
     if pending:
         cfg = config.train
-        data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None)
+        data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None,
+                                  evaluate_on=cfg.evaluate_on)
         # runs resumed at different positions cannot share lockstep updates: drive each position's group alone
         for position in sorted({(r.pass_index, r.step) for r in pending}):
             _drive([r for r in pending if (r.pass_index, r.step) == position], data, progress)
@@ -204,6 +223,17 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
         while step < steps_per_pass and live:
             end = min(steps_per_pass, _next_multiple(step, DIVERGENCE_CHECK_EVERY),
                       _next_multiple(step, cfg.checkpoint_every))
+            if cfg.hessian_every:
+                end = min(end, _next_multiple(step, cfg.hessian_every))
+                if step > 0 and step % cfg.hessian_every == 0:  # h goes stale as the weights grow
+                    for run in live:
+                        idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples, step)
+                        run.step_stats = run.optimizer.prepare(run.model, data.train_x[idx], data.train_y[idx],
+                                                               config.loss)
+            if pass_index == 0 and cfg.warmup_updates:
+                end = min(end, _next_multiple(step, warmup_block(cfg.warmup_updates)))
+                for run in live:
+                    set_lr(run.optimizer, lr_for_pass(cfg, 0) * warmup_factor(step, cfg.warmup_updates))
             if exit_at > pass_index * steps_per_pass + step:
                 end = min(end, exit_at - pass_index * steps_per_pass)
             engine.run_steps(live, step, end)
@@ -285,3 +315,8 @@ def _write_summary(run: Run, status: str, message: str, trainable_params: int | 
                "threads": torch.get_num_threads(), "torch": torch.__version__}
     atomic.write_text(run.paths.summary, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    """A run folder's per-pass log (log.jsonl, written by `_finish_pass`), one dict per pass."""
+    return [json.loads(line) for line in RunPaths(Path(run_dir)).log.read_text().splitlines() if line.strip()]

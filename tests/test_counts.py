@@ -26,7 +26,7 @@ def test_paper_counts_per_layer():
     ("pooling", "max", 59_956),      # S2 and S4 lose their 12 + 32 parameters
     ("pooling", "avg", 59_956),
     ("head", "linear", 60_850),      # 84*10 + 10 trained instead of 840 fixed
-    ("norm", "batch", 60_044),       # BatchNorm's scale and shift on 6 + 16 maps
+    ("norm", "batch", 60_022),       # BatchNorm's scale and shift on 6 + 16 maps replace C1's and C3's biases
     ("activation", "relu", 60_000),
     ("input", "28", 60_000),
     ("init", "default", 60_000),
@@ -43,11 +43,11 @@ def test_single_swap_connections():
 
 def test_modern_preset_counts():
     counts = {c.layer: c for c in layer_counts(LeNet5(model_config("modern")))}
-    assert counts["C1"].params == 156 + 12
-    assert counts["C3"].params == 2_416 + 32
+    assert counts["C1"].params == 156 - 6 + 12  # BatchNorm's shift replaces the convolution's bias
+    assert counts["C3"].params == 2_416 - 16 + 32
     assert counts["S2"].params == counts["S4"].params == 0
     assert counts["output"].params == 850
-    assert totals(list(counts.values()))[0] == 61_750
+    assert totals(list(counts.values()))[0] == 61_728
 
 
 def test_counts_cli_table_and_json(capsys):

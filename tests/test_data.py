@@ -67,3 +67,20 @@ def test_real_mnist(real_data_root):
     assert d.train_x.shape == (60_000, 1, 32, 32) and d.test_x.shape == (10_000, 1, 32, 32)
     assert torch.bincount(d.train_y).tolist()[:3] == [5923, 6742, 5958]
     assert d.train_x.min().item() == pytest.approx(-0.1) and d.train_x.max().item() == pytest.approx(1.175)
+
+
+def test_validation_split_holds_out_the_last_training_patterns(tmp_path):
+    from conftest import make_mnist
+    root = make_mnist(tmp_path, data.VALIDATION_SIZE + 40, 16)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (root / "MNIST" / "raw" / name).write_bytes(b"")  # the test set is never read
+    full_y = data.load_raw(root, "train", download=False)[1]
+    d = load_mnist("32", root, download=False, evaluate_on="validation")
+    assert d.train_x.shape[0] == 40 and d.test_x.shape[0] == data.VALIDATION_SIZE
+    assert torch.equal(d.test_y, full_y[-data.VALIDATION_SIZE:]) and torch.equal(d.train_y, full_y[:40])
+    assert load_mnist("32", root, download=False, evaluate_on="validation", train_size=8).train_x.shape[0] == 8
+
+
+def test_validation_split_needs_enough_training_patterns(tiny_mnist):
+    with pytest.raises(DataError, match="too few to hold out a validation split"):
+        load_mnist("32", tiny_mnist, download=False, evaluate_on="validation")

@@ -6,17 +6,19 @@ import os
 
 import pytest
 import torch
+from scipy import stats as scipy_stats
 
-from experiments.grids import (COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS, Grid,
-                              Variant)
-from repro import grid as grid_module
-from repro.ablation import ablation_table, table_markdown
 from repro.cli import main
 from repro.config import ConfigError, run_config
-from repro.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix, plot_misclassified)
-from repro.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
-from repro.report import ablation_markers, write_reports
-from repro.stats import mcnemar, paired_delta
+from repro.study import grid as grid_module
+from repro.study.ablation import ablation_table, table_markdown
+from repro.study.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix,
+                                 plot_misclassified)
+from repro.study.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
+from repro.study.grids import (COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS, Grid,
+                               Variant)
+from repro.study.report import ablation_markers, write_reports
+from repro.study.stats import mcnemar, paired_delta
 
 # ---------------------------------------------------------------- declarations
 
@@ -37,7 +39,7 @@ def test_each_variant_differs_from_the_reference_in_exactly_one_component(name):
         if v.component == "head" and v.config.train.optimizer == "sdlm":
             allowed |= {"lr"}
         assert v.component in diff and diff <= allowed, (v.name, diff)
-        assert getattr(v.config.model, v.component, None) or getattr(v.config.train, v.component) == v.value
+        assert v.config.flat()[v.component] == v.value, (v.name, v.config.flat()[v.component])
 
 
 def test_grids_start_from_their_presets_under_the_grid_protocol():
@@ -110,6 +112,7 @@ def test_an_interrupted_grid_does_only_the_rest(tmp_path, tiny_mnist, monkeypatc
     assert calls == []
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_is_resumed_from_its_checkpoint(tmp_path, tiny_mnist, monkeypatch):
     import subprocess
     import sys
@@ -209,6 +212,7 @@ def test_workers_times_threads_may_not_exceed_the_cores(tmp_path, monkeypatch):
         run_grid(tiny_grid(), [0], tmp_path, workers=2, threads=2)
 
 
+@pytest.mark.slow
 def test_a_process_pool_gives_the_same_rows_as_one_process(tmp_path, tiny_mnist, monkeypatch):
     monkeypatch.setattr(grid_module.os, "cpu_count", lambda: 2)
     grid = tiny_grid()
@@ -216,7 +220,9 @@ def test_a_process_pool_gives_the_same_rows_as_one_process(tmp_path, tiny_mnist,
     pooled = run_grid(grid, [0], tmp_path / "pooled", workers=2, data_root=tiny_mnist, progress=False)
     def key(r):
         return r["variant"]
+    assert sorted(map(key, serial)) == sorted(map(key, pooled)) == sorted(v.name for v in grid.variants)
     for a, b in zip(sorted(serial, key=key), sorted(pooled, key=key)):
+        assert a["status"] == b["status"] == "finished", (a, b)
         assert a["final_test_error_pct"] == b["final_test_error_pct"] and a["digest"] == b["digest"]
 
 
@@ -230,9 +236,9 @@ def test_paired_delta_matches_hand_computation():
     assert out["seeds"] == [0, 1, 2]
     assert out["delta"] == pytest.approx(1.6 / 3) and out["half"] == pytest.approx(4.302653 * sd / math.sqrt(3),
                                                                                     rel=1e-4)
-    t = (1.6 / 3) / (sd / math.sqrt(3))
-    assert t == pytest.approx(6.047, rel=1e-3)
-    assert out["p"] == pytest.approx(0.02627, rel=1e-2)  # two-sided p of t = 6.047 with 2 degrees of freedom
+    t = (1.6 / 3) / (sd / math.sqrt(3))  # 6.047
+    assert out["p"] == pytest.approx(2 * scipy_stats.t.sf(t, 2), rel=1e-4)  # two-sided p of that t, 2 dof
+    assert out["p"] == pytest.approx(0.02627, rel=1e-2)
     assert math.isnan(paired_delta({0: 1.0}, {0: 2.0})["p"])
 
 
@@ -338,3 +344,12 @@ def test_missing_data_stops_the_grid_before_any_run(tmp_path):
     with pytest.raises(DataError, match="MNIST"):
         run_grid(tiny_grid(), [0], tmp_path / "grid", data_root=tmp_path / "nowhere", progress=False)
     assert read_rows(tmp_path / "grid" / RUNS_FILE) == ([], 0)
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_committed_rows_keep_their_names(name):
+    """Config fields added since the grids ran leave their digests unchanged (RunConfig.digest)."""
+    from pathlib import Path
+    rows, _ = read_rows(Path(__file__).parent.parent / "results" / "grids" / name / RUNS_FILE)
+    declared = {c.key: c.config.digest() for c in grid_cells(GRIDS[name], sorted({r["seed"] for r in rows}))}
+    assert rows and all(declared[(r["variant"], r["seed"])] == r["digest"] for r in rows)

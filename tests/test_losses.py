@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repro.config import ConfigError, run_config
-from repro.losses import cross_entropy_loss, map_loss, mle_loss
+from repro.components import cross_entropy_loss, map_loss, mle_loss
 
 
 def test_map_matches_equation_nine():

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from repro import figures
+from repro.study import figures
 from repro.prototypes import DIGIT_BITMAPS, bitmap_to_vector, rbf_prototypes
 
 

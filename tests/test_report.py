@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from repro.figures import make_all_figures
-from repro.report import mean_ci, refresh_readme, reproduction_table, write_reports
+from repro.study.figures import make_all_figures
+from repro.study.report import mean_ci, refresh_readme, reproduction_table, write_reports
 
 
 def test_mean_ci_matches_hand_computation():

@@ -4,9 +4,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from repro.components import ScaledTanh, TableConv2d, TrainableSubsampling, c3_connection_mask
+from repro.components import (RBF_CURVATURE, Conv2d, Linear, ScaledTanh, TableConv2d, TrainableSubsampling,
+                              c3_connection_mask)
 from repro.config import ModelConfig, run_config
-from repro.losses import RBF_CURVATURE
 from repro.model import LeNet5
 from repro.optim import make_optimizer
 from repro.sdlm import SDLM, gauss_newton_diagonal
@@ -25,10 +25,10 @@ def brute_force_gauss_newton(model: nn.Module, x: torch.Tensor) -> dict[str, tor
 
 
 SINGLE_LAYERS = {
-    "conv": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten()), (6, 2, 7, 7)),
-    "conv_padded": (lambda: nn.Sequential(nn.Conv2d(1, 2, 5, padding=2), nn.Flatten()), (4, 1, 8, 8)),
-    "table_conv": (lambda: nn.Sequential(TableConv2d(c3_connection_mask()[:5], 3), nn.Flatten()), (6, 6, 5, 5)),
-    "linear": (lambda: nn.Sequential(nn.Linear(9, 4)), (6, 9)),
+    "conv": (lambda: nn.Sequential(Conv2d(2, 3, 3)), (6, 2, 7, 7)),
+    "conv_padded": (lambda: nn.Sequential(Conv2d(1, 2, 5, padding=2)), (4, 1, 8, 8)),
+    "table_conv": (lambda: nn.Sequential(TableConv2d(c3_connection_mask()[:5], 3)), (6, 6, 5, 5)),
+    "linear": (lambda: nn.Sequential(Linear(9, 4)), (6, 9)),
 }
 
 
@@ -45,7 +45,7 @@ def test_single_layer_estimate_is_exact_gauss_newton(name):
 
 def test_two_layers_one_output_is_exact():
     # with a single output unit the diagonal approximation drops no cross term, so it is exact
-    model = nn.Sequential(nn.Linear(5, 4), ScaledTanh(), nn.Linear(4, 1))
+    model = nn.Sequential(Linear(5, 4), ScaledTanh(), Linear(4, 1))
     x = torch.randn(7, 5)
     estimate = gauss_newton_diagonal(model, x, torch.zeros(7, dtype=torch.long), "mle")
     exact = brute_force_gauss_newton(model, x)
@@ -55,7 +55,7 @@ def test_two_layers_one_output_is_exact():
 
 def test_deeper_network_follows_documented_approximation():
     """App. C's rules written out by hand, per sample, for Linear -> tanh -> Linear -> tanh -> Linear."""
-    layers = [nn.Linear(5, 4), nn.Linear(4, 3), nn.Linear(3, 2)]
+    layers = [Linear(5, 4), Linear(4, 3), Linear(3, 2)]
     model = nn.Sequential(layers[0], ScaledTanh(), layers[1], ScaledTanh(), layers[2])
     x = torch.randn(6, 5)
     estimate = gauss_newton_diagonal(model, x, torch.zeros(6, dtype=torch.long), "mle")
@@ -88,7 +88,7 @@ def test_subsampling_rule_sums_squared_inputs_over_its_four_connections():
     layer = TrainableSubsampling(2)
     with torch.no_grad():
         layer.coefficient.copy_(torch.tensor([0.5, -2.0]))
-    model = nn.Sequential(layer, nn.Flatten())
+    model = nn.Sequential(layer)
     x = torch.randn(3, 2, 4, 4)
     estimate = gauss_newton_diagonal(model, x, torch.zeros(3, dtype=torch.long), "mle")
     blocks = x.unfold(2, 2, 2).unfold(3, 2, 2)  # (3, 2, 2, 2, 2, 2)

@@ -9,7 +9,7 @@ import torch
 
 from repro.config import run_config
 from repro.data import load_mnist
-from repro.train import EXIT_AT_STEP_ENV, DivergedError, RunError, train
+from repro.train import EXIT_AT_STEP_ENV, DivergedError, RunError, train, warmup_factor
 
 TINY = {"epochs": 2, "hessian_samples": 8, "checkpoint_every": 5}
 
@@ -54,15 +54,22 @@ def test_same_config_and_seed_give_identical_runs(tiny_mnist, tmp_path):
     assert not torch.equal(a["c1.0.weight"], c["c1.0.weight"])
 
 
-def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
-    args = ["--data-root", str(tiny_mnist)] + [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, exit_at, passes_logged", [
+    # 32 patterns per pass; die at step 7 of pass 2, two steps after its mid-pass checkpoint
+    ({}, 39, 1),
+    # die inside pass 1's warm-up, one step after a checkpoint, between two re-estimates of h
+    ({"hessian_every": 3, "warmup_updates": 30}, 21, 0),
+])
+def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path, extra, exit_at, passes_logged):
+    args = ["--data-root", str(tiny_mnist)] + [a for k, v in {**TINY, **extra}.items() for a in ("--set", f"{k}={v}")]
     whole = run_cli(args + ["--out", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr
-    # 32 patterns per pass; die at step 7 of pass 2, two steps after its mid-pass checkpoint
-    killed = run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: "39"})
+    killed = run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: str(exit_at)})
     assert killed.returncode == 137
     assert not (tmp_path / "killed" / "summary.json").exists()
-    assert len((tmp_path / "killed" / "log.jsonl").read_text().splitlines()) == 1
+    log = tmp_path / "killed" / "log.jsonl"
+    assert (len(log.read_text().splitlines()) if log.exists() else 0) == passes_logged
     resumed = run_cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     a = torch.load(tmp_path / "whole" / "model.pt")["model"]
@@ -83,6 +90,7 @@ def test_diverging_run_is_reported_and_keeps_its_checkpoint(tiny_mnist, tmp_path
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_diverged_cli_exit_code_and_one_line(tiny_mnist, tmp_path):
     result = run_cli(["--data-root", str(tiny_mnist), "--preset", "modern", "--set", "optimizer=sgd",
                       "--set", "lr=1e8", "--set", "batch_size=1", "--set", "epochs=1",
@@ -103,20 +111,24 @@ def test_run_folder_is_not_reused_by_accident(tiny_mnist, tmp_path):
     assert again["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_real_mnist_short_run(real_data_root, tmp_path):
     config = run_config("modern", {"epochs": 1, "train_size": 6000})
     summary = train(config, tmp_path / "run", data_root=real_data_root, progress=False)
     assert summary["final_test_error_pct"] < 10.0  # the seed blog's network learns MNIST in one short pass
 
 
-def test_lockstep_seeds_match_reference_runs(tiny_mnist, tmp_path):
+# batch 3 on 32 patterns: each pass ends with an update of 2 patterns
+@pytest.mark.parametrize("protocol", [{}, {"batch_size": 3, "lr": 0.00001}])
+def test_lockstep_seeds_match_reference_runs(tiny_mnist, tmp_path, protocol):
     from repro.train import train_seeds
     data = load_mnist("32", tiny_mnist, download=False)
-    fast = run_config("paper", {**TINY, "engine": "fast"})
+    fast = run_config("paper", {**TINY, **protocol, "engine": "online"})
     summaries = train_seeds(fast, [0, 1, 2], [tmp_path / f"fast{s}" for s in range(3)], data=data, progress=False)
     assert [s["status"] for s in summaries] == ["finished"] * 3
     for seed in range(3):
-        train(run_config("paper", {**TINY, "seed": seed}), tmp_path / f"ref{seed}", data=data, progress=False)
+        train(run_config("paper", {**TINY, **protocol, "seed": seed, "engine": "reference"}), tmp_path / f"ref{seed}",
+              data=data, progress=False)
         a = torch.load(tmp_path / f"fast{seed}" / "model.pt")["model"]
         b = torch.load(tmp_path / f"ref{seed}" / "model.pt")["model"]
         for k in a:
@@ -124,8 +136,9 @@ def test_lockstep_seeds_match_reference_runs(tiny_mnist, tmp_path):
         assert json.loads((tmp_path / f"fast{seed}" / "config.json").read_text())["train"]["seed"] == seed
 
 
+@pytest.mark.slow
 def test_killed_lockstep_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
-    args = ["--data-root", str(tiny_mnist), "--set", "engine=fast", "--seeds", "0", "1"] + \
+    args = ["--data-root", str(tiny_mnist), "--set", "engine=online", "--seeds", "0", "1"] + \
         [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
     assert run_cli(args + ["--out", str(tmp_path / "whole")]).returncode == 0
     assert run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: "39"}).returncode == 137
@@ -137,3 +150,21 @@ def test_killed_lockstep_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert log_without_wall_time(tmp_path / "whole" / f"seed{seed}" / "log.jsonl") == \
             log_without_wall_time(tmp_path / "killed" / f"seed{seed}" / "log.jsonl")
+
+
+def test_warmup_ramps_the_step_in_blocks_up_to_full():
+    assert [warmup_factor(s, 3000) for s in (0, 99, 100, 2999, 3000, 50_000)] == \
+        [100 / 3000, 100 / 3000, 200 / 3000, 1.0, 1.0, 1.0]
+    assert [warmup_factor(s, 30) for s in (0, 2, 3, 29, 30)] == [0.1, 0.1, 0.2, 1.0, 1.0]  # 10 levels at least
+    assert warmup_factor(0, 0) == 1.0
+
+
+@pytest.mark.parametrize("extra", [{"hessian_every": 3}, {"warmup_updates": 30}])
+def test_hessian_every_and_warmup_change_the_updates(tiny_mnist, tmp_path, extra):
+    data = load_mnist("32", tiny_mnist, download=False)
+    config = run_config("paper", {**TINY, "epochs": 1})
+    train(config, tmp_path / "plain", data=data, progress=False)
+    train(run_config("paper", {**TINY, "epochs": 1, **extra}), tmp_path / "changed", data=data, progress=False)
+    a = torch.load(tmp_path / "plain" / "model.pt")["model"]
+    b = torch.load(tmp_path / "changed" / "model.pt")["model"]
+    assert not torch.equal(a["c1.0.weight"], b["c1.0.weight"])

@@ -39,9 +39,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from repro.config import RunConfig, run_config
+from ..config import MODEL_KEYS, RunConfig, run_config
 
-GRID_PROTOCOL: dict[str, object] = dict(epochs=5, batch_size=64)
+GRID_PROTOCOL: dict[str, object] = dict(epochs=5, batch_size=64, engine="reference")
 OPTIMIZER_SETTINGS: dict[str, dict[str, object]] = {
     "sdlm": dict(lr_schedule="paper"),  # eta: SDLM_ETA_BY_LOSS
     "adam": dict(lr=0.001, lr_schedule="constant"),
@@ -49,16 +49,10 @@ OPTIMIZER_SETTINGS: dict[str, dict[str, object]] = {
 SDLM_ETA_BY_LOSS: dict[str, float] = {"map": 0.000003, "cross_entropy": 0.0001}
 DEFAULT_SEEDS = (0, 1, 2)
 
-# The components a grid swaps, with their 1998 and modern values.
+# The components a grid swaps, with their 1998 and modern values: every switch on which the two presets differ.
 COMPONENTS: dict[str, tuple[str, str]] = {
-    "activation": ("scaled_tanh", "relu"),
-    "pooling": ("trainable", "max"),
-    "c3": ("table", "full"),
-    "head": ("rbf", "linear"),
-    "norm": ("none", "batch"),
-    "input": ("32", "28"),
-    "init": ("lecun", "default"),
-    "optimizer": ("sdlm", "adam"),
+    key: (run_config("paper").flat()[key], run_config("modern").flat()[key])
+    for key in (*MODEL_KEYS, "optimizer") if run_config("paper").flat()[key] != run_config("modern").flat()[key]
 }
 
 

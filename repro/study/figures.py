@@ -17,8 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
-from .components import c3_connection_mask  # noqa: E402
-from .prototypes import HEIGHT, WIDTH, rbf_prototypes  # noqa: E402
+from ..components import c3_connection_mask  # noqa: E402
+from ..prototypes import HEIGHT, WIDTH, rbf_prototypes  # noqa: E402
+from ..train import read_log  # noqa: E402
 
 
 def plot_rbf_prototypes(path: Path) -> Path:
@@ -50,10 +51,6 @@ def plot_c3_table(path: Path) -> Path:
 # Sec. III-C, Fig. 5: LeNet-5 without distortions.
 PAPER_TEST_ERROR_PCT = 0.95
 PAPER_TRAIN_ERROR_PCT = 0.35
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
 def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
@@ -213,7 +210,7 @@ def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[
     pixels come from MNIST itself (never committed), so that figure needs the data root."""
     import torch
 
-    from .data import DataError, load_raw
+    from ..data import DataError, load_raw
 
     run = results / SHOWCASE_RUN
     paths = []
@@ -239,7 +236,7 @@ def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[
 
 def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
     """For each grid with results: the ablation deltas and the test error per pass of every variant."""
-    from experiments.grids import GRIDS
+    from .grids import GRIDS
 
     from .ablation import ablation_table, grid_rows
 

@@ -1,4 +1,4 @@
-"""`lenet5 grid NAME`: every (variant, seed) of an ablation grid (experiments/grids.py), resumable.
+"""`lenet5 grid NAME`: every (variant, seed) of an ablation grid (repro/study/grids.py), resumable.
 
 Layout under the output folder (default results/grids/NAME/):
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import atomic
-from .config import ConfigError, RunConfig
+from .. import atomic
+from ..config import ConfigError, RunConfig
 
 RUNS_FILE = "runs.jsonl"
 DONE = ("finished", "diverged")  # a re-run does not repeat these; 'failed' is retried
@@ -116,15 +116,16 @@ def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
     """Train (or resume, or read back) one cell; never raises: a failure becomes a 'failed' summary."""
     import torch
 
-    from .data import load_mnist
-    from .train import train_seeds
+    from ..data import load_mnist
+    from ..train import train_seeds
 
     torch.set_num_threads(threads)
     try:
-        key = (cell.config.model.input, str(data_root), cell.config.train.train_size)
+        train = cell.config.train
+        key = (cell.config.model.input, str(data_root), train.train_size, train.evaluate_on)
         if key not in _DATA_CACHE:
-            _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root,
-                                          train_size=cell.config.train.train_size or None)
+            _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root, train_size=train.train_size or None,
+                                          evaluate_on=train.evaluate_on)
         return train_seeds(cell.config, [cell.seed], [cell.run_dir(out)], data_root, resume=True,
                            data=_DATA_CACHE[key], progress=False)[0]
     except Exception as exc:  # noqa: BLE001 - the grid records the failure and goes on
@@ -167,7 +168,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     done = {(r["variant"], r["seed"]) for r in rows}
     todo = [c for c in cells if c.key not in done]
     if todo:
-        from .data import load_raw
+        from ..data import load_raw
 
         load_raw(data_root, "test")  # missing data: one DataError now, not one failed row per run
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="run", disable=not progress,

@@ -2,7 +2,7 @@
 
 For each variant: its test error as mean ± 95% t-interval over seeds; its difference from the grid's reference,
 paired by seed, with its interval and the paired t-test's p-value; and McNemar's exact test on the test
-predictions of all seeds pooled (repro/stats.py). Runs that diverged or failed are counted, not averaged.
+predictions of all seeds pooled (repro/study/stats.py). Runs that diverged or failed are counted, not averaged.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The reproduction table compares the paper preset's and the modern preset's runs under results/<preset>/seed<N>/
 with the paper's figures (Sec. III-C): mean test error over seeds with a 95% t-interval, every seed's value,
 and the final training error. It is written to results/reproduction.md and between the README's markers.
-The ablation tables (repro/ablation.py), one per grid under results/grids/, go to results/ablation.md and
+The ablation tables (repro/study/ablation.py), one per grid under results/grids/, go to results/ablation.md and
 between the README's per-grid markers.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 from .stats import mean_ci
 
 # results/<folder>/seed<N>/ groups: (folder, label, the command that made each run, the paper's test / train error)
@@ -78,7 +78,7 @@ def refresh_readme(readme: Path, table: str, begin: str = README_BEGIN, end: str
 
 def ablation_tables(results: Path) -> dict[str, str]:
     """{grid name: Markdown table} for every grid with a runs file under results/grids/."""
-    from experiments.grids import GRIDS
+    from .grids import GRIDS
 
     from .ablation import ablation_table, table_markdown
     from .grid import RUNS_FILE
@@ -93,13 +93,13 @@ def ablation_tables(results: Path) -> dict[str, str]:
 
 
 def ablation_report(tables: dict[str, str], results: Path) -> str:
-    from experiments.grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS
+    from .grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS
 
     from .ablation import grid_rows
 
     parts = ["# Ablation grids\n",
              "Made by `lenet5 report` from results/grids/NAME/runs.jsonl and each run's test predictions. Grids "
-             "and protocol: experiments/grids.py. Protocol: "
+             "and protocol: repro/study/grids.py. Protocol: "
              + ", ".join(f"{k}={v}" for k, v in GRID_PROTOCOL.items()) + "; "
              + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
                          for opt, s in OPTIMIZER_SETTINGS.items()) + "; SDLM's eta by loss: "

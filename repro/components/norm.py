@@ -1,0 +1,82 @@
+"""The `norm` switch: none (the paper) or BatchNorm after C1 and C3 (the seed blog's modern network).
+
+BatchNorm is not in the paper. Trained online (one pattern per update) it normalises each map over that
+pattern's positions: exactly what `nn.BatchNorm2d` does in training mode on a batch of one, and what the online
+engine does (paper_notes/normalisation.md says what that means).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .base import Component
+
+
+def _per_map(v: torch.Tensor) -> torch.Tensor:
+    """(S, maps) -> (S, 1, maps, 1, 1), to broadcast over (S, B, maps, H, W)."""
+    return v[:, None, :, None, None]
+
+
+class BatchNorm2d(Component, nn.BatchNorm2d):
+    """nn.BatchNorm2d (training statistics over a batch's patterns and positions, running statistics for eval)."""
+
+    online_state = ("running_mean", "running_var", "num_batches_tracked")
+
+    def online_forward(self, p, x):
+        dims = (1, 3, 4)  # each run's patterns and positions, per map
+        n = x.shape[1] * x.shape[3] * x.shape[4]
+        mean = x.mean(dim=dims)  # (S, maps)
+        centred = x - _per_map(mean)
+        var = centred.pow(2).mean(dim=dims)  # biased, as used for normalising
+        inv_std = torch.rsqrt(var + self.eps)
+        x_hat = centred * _per_map(inv_std)
+        # running statistics as nn.BatchNorm2d keeps them: the unbiased variance, momentum 0.1
+        m = self.momentum
+        p["running_mean"].mul_(1 - m).add_(mean, alpha=m)
+        p["running_var"].mul_(1 - m).add_(var * (n / (n - 1)), alpha=m)
+        p["num_batches_tracked"].add_(1)
+        y = torch.addcmul(_per_map(p["bias"]), x_hat, _per_map(p["weight"]))
+        return y, (x_hat, inv_std, n)
+
+    def online_backward(self, p, ctx, dy, grads, need_dx=True):
+        x_hat, inv_std, n = ctx
+        dims = (1, 3, 4)
+        grads["weight"] = (dy * x_hat).sum(dim=dims)
+        grads["bias"] = dy.sum(dim=dims)
+        if not need_dx:
+            return None
+        # the gradient through the batch statistics: (1/n) inv_std gamma (n dy - sum dy - x_hat sum(dy x_hat))
+        scale = _per_map(p["weight"] * inv_std / n)
+        return scale * (n * dy - _per_map(grads["bias"]) - x_hat * _per_map(grads["weight"]))
+
+    def curvature(self, x, y, h_y, hessian):
+        # [approximation] in eval mode BatchNorm is a per-map affine map; the batch statistics' own
+        # dependence on x is ignored, as for any diagonal estimate.
+        inv_std = (self.running_var + self.eps).rsqrt().view(1, -1, 1, 1)
+        x_hat = (x - self.running_mean.view(1, -1, 1, 1)) * inv_std
+        hessian[self.weight] += (x_hat.pow(2) * h_y).sum(dim=(0, 2, 3))
+        hessian[self.bias] += h_y.sum(dim=(0, 2, 3))
+        return (self.weight.view(1, -1, 1, 1) * inv_std).pow(2) * h_y
+
+    def connections(self, y):
+        return y[0].numel() * 2  # a scale and a shift per unit
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A norm value: the layers inserted after C1's and C3's convolution, and whether they replace its bias."""
+
+    layers: Callable[[int], list[nn.Module]]
+    # A bias before BatchNorm is subtracted again with the batch mean: its gradient is zero up to rounding, which
+    # Adam divides by its own tiny magnitude into steps of size ~lr, a random walk that changes nothing the
+    # network computes. BatchNorm's shift takes its place (as in most modern networks; the seed blog kept it).
+    replaces_bias: bool
+
+
+NORMS: dict[str, Norm] = {
+    "none": Norm(lambda channels: [], replaces_bias=False),
+    "batch": Norm(lambda channels: [BatchNorm2d(channels)], replaces_bias=True),
+}
