@@ -80,6 +80,7 @@ def our_loop(preset: str, overrides: dict, seeds: int, data, seconds: float) -> 
         model = LeNet5(config.model)
         run = Run(config, RunPaths(None), model, make_optimizer(config.train, model))  # never saved: no folder
         run.order = pass_permutation(seed, 0, len(data.train_y))
+        run.train_x, run.train_y = data.train_x, data.train_y
         run.optimizer.prepare(model, data.train_x[:500], data.train_y[:500], config.loss)
         runs.append(run)
     engine = make_engine(config, data)

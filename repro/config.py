@@ -29,6 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # test: train on the training set, report on the test set; validation: train on all but the last 10,000
     # training patterns and report on those instead (every choice of ours is made this way)
     "evaluate_on": ("test", "validation"),
+    "distortions": ("none", "affine"),  # Sec. III-C: 540,000 affine-distorted patterns pooled with the originals
 }
 
 
@@ -82,6 +83,8 @@ class TrainConfig:
     checkpoint_every: int = 10_000  # steps between mid-pass checkpoints (one is also written after each pass)
     engine: str = "auto"  # how updates are computed (repro/engines.py); all agree with reference to ~1e-6 per step
     evaluate_on: str = "test"  # where the per-pass "test" error is measured: test set or validation split
+    distortions: str = "none"  # affine: train on distorted patterns too (repro/distortions.py)
+    distortion_strength: float = 1.0  # multiplies every range of repro.distortions.AFFINE_RANGES
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -89,7 +92,7 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "hessian_samples", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; must be at least 1")
-        for key in ("lr", "mu", "map_j"):
+        for key in ("lr", "mu", "map_j", "distortion_strength"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; must be positive")
         for key in ("train_size", "hessian_every", "warmup_updates"):
@@ -139,7 +142,8 @@ def coerce(cls, key: str, value: str):
 
 MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 # TrainConfig fields added after the first committed runs, with their defaults (see RunConfig.digest)
-LATER_FIELDS = {"hessian_every": 0, "warmup_updates": 0, "evaluate_on": "test"}
+LATER_FIELDS = {"hessian_every": 0, "warmup_updates": 0, "evaluate_on": "test", "distortions": "none",
+                "distortion_strength": 1.0}
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 # Each head's losses; the first is its default (loss=auto).

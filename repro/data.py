@@ -112,12 +112,14 @@ def preprocess(images: torch.Tensor, input_mode: str) -> torch.Tensor:
 
 @dataclass
 class MNISTTensors:
-    """Both splits, preprocessed once: x float32 (N, 1, S, S), y int64 (N,)."""
+    """Both splits, preprocessed once: x float32 (N, 1, S, S), y int64 (N,); and the training images as read,
+    uint8 (N, 28, 28), for distortions."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    train_raw: torch.Tensor | None = None
 
 
 VALIDATION_SIZE = 10_000  # the last 10,000 training patterns: where every choice of ours is made
@@ -142,4 +144,5 @@ def load_mnist(input_mode: str, data_root=None, download: bool = True, train_siz
         if not 0 < train_size <= len(train_y):
             raise DataError(f"train_size={train_size} is outside 1..{len(train_y)}; choose a smaller subset")
         train_images, train_y = train_images[:train_size], train_y[:train_size]
-    return MNISTTensors(preprocess(train_images, input_mode), train_y, preprocess(test_images, input_mode), test_y)
+    return MNISTTensors(preprocess(train_images, input_mode), train_y, preprocess(test_images, input_mode), test_y,
+                        train_images)

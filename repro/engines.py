@@ -41,13 +41,13 @@ class ReferenceEngine:
         self.batch = config.train.batch_size
 
     def run_steps(self, runs, start: int, end: int) -> None:
-        data, batch = self.data, self.batch
+        batch = self.batch
         for run in runs:
             model, optimizer = run.model, run.optimizer
             model.train()
             for step in range(start, end):
                 idx = run.order[step * batch:(step + 1) * batch]
-                loss = self.loss_fn(model(data.train_x[idx]), data.train_y[idx], self.j)
+                loss = self.loss_fn(model(run.train_x[idx]), run.train_y[idx], self.j)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -72,11 +72,12 @@ class LockstepEngine:
         online.pack()  # the weights may have been reloaded, and eta or h changed, since the last chunk
         # the chunk's patterns for every run, gathered once: (S, updates, B, 1, H, W); the last update of a pass
         # may have fewer patterns than the others
-        idx = torch.stack([r.order[start * batch:end * batch] for r in runs])
-        x, y = self.data.train_x[idx], self.data.train_y[idx]
-        s, full = len(runs), (idx.shape[1] // batch) * batch
+        idx = [r.order[start * batch:end * batch] for r in runs]
+        x = torch.stack([r.train_x[i] for r, i in zip(runs, idx)])
+        y = torch.stack([r.train_y[i] for r, i in zip(runs, idx)])
+        s, full = len(runs), (len(idx[0]) // batch) * batch
         losses = online.run(x[:, :full].reshape(s, -1, batch, *x.shape[2:]), y[:, :full].reshape(s, -1, batch))
-        if full < idx.shape[1]:
+        if full < len(idx[0]):
             losses += online.run(x[:, None, full:], y[:, None, full:])
         online.unpack()
         for run, loss in zip(runs, losses):

@@ -31,6 +31,7 @@ from .config import RunConfig
 from .counts import layer_counts, totals
 from .components import LOSSES
 from .data import MNISTTensors, load_mnist
+from .distortions import affine_parameters, distorted_pass
 from .engines import make_engine
 from .model import LeNet5
 from .optim import lr_for_pass, make_optimizer, set_lr
@@ -122,6 +123,10 @@ class Run:
     loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     step_stats: dict = field(default_factory=dict)
     order: torch.Tensor | None = None
+    # the patterns of the current pass, which `order` indexes: the training set, or with distortions the pass's
+    # draw from the pool of originals and distorted copies (repro/distortions.py)
+    train_x: torch.Tensor | None = None
+    train_y: torch.Tensor | None = None
     started: float = 0.0
 
     def wall(self) -> float:
@@ -214,9 +219,10 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
         for run in live:
             set_lr(run.optimizer, lr_for_pass(cfg, pass_index))
             run.order = pass_permutation(run.config.train.seed, pass_index, n)
+            run.train_x, run.train_y = _pass_patterns(run, data, pass_index)
             if run.step == 0:
                 idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples)
-                run.step_stats = run.optimizer.prepare(run.model, data.train_x[idx], data.train_y[idx],
+                run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx],
                                                        config.loss)
                 run.loss_sum = torch.zeros((), dtype=torch.float64)
         step = live[0].step
@@ -228,7 +234,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                 if step > 0 and step % cfg.hessian_every == 0:  # h goes stale as the weights grow
                     for run in live:
                         idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples, step)
-                        run.step_stats = run.optimizer.prepare(run.model, data.train_x[idx], data.train_y[idx],
+                        run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx],
                                                                config.loss)
             if pass_index == 0 and cfg.warmup_updates:
                 end = min(end, _next_multiple(step, warmup_block(cfg.warmup_updates)))
@@ -253,6 +259,16 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
     bar.close()
     for run in live:
         _finish_run(run)
+
+
+def _pass_patterns(run: Run, data: MNISTTensors, pass_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = run.config.train
+    if cfg.distortions == "none":
+        return data.train_x, data.train_y
+    if data.train_raw is None:
+        raise RunError("distortions need the training images as read; load the data with repro.data.load_mnist")
+    params = affine_parameters(cfg.seed, len(data.train_y), cfg.distortion_strength)
+    return distorted_pass(data.train_raw, data.train_y, params, cfg.seed, pass_index, run.config.model.input)
 
 
 def _next_multiple(step: int, every: int) -> int:

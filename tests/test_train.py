@@ -60,6 +60,7 @@ def test_same_config_and_seed_give_identical_runs(tiny_mnist, tmp_path):
     ({}, 39, 1),
     # die inside pass 1's warm-up, one step after a checkpoint, between two re-estimates of h
     ({"hessian_every": 3, "warmup_updates": 30}, 21, 0),
+    ({"distortions": "affine"}, 39, 1),
 ])
 def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path, extra, exit_at, passes_logged):
     args = ["--data-root", str(tiny_mnist)] + [a for k, v in {**TINY, **extra}.items() for a in ("--set", f"{k}={v}")]
