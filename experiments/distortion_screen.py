@@ -19,6 +19,8 @@ from repro.config import run_config
 from repro.study.grid import run_grid
 from repro.study.grids import Grid, Variant
 
+from .sdlm_schedule_screen import screen_table
+
 STRENGTHS = (0.5, 1.0, 1.5)
 
 
@@ -36,7 +38,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="results/screens/distortions")
+    parser.add_argument("--table", action="store_true", help="print the committed rows as a Markdown table; no runs")
     args = parser.parse_args(argv)
+    if args.table:
+        print(screen_table(Path(args.out)))
+        return
     rows = run_grid(screen_grid(), args.seeds, Path(args.out), args.workers, 1, args.data_root)
     for row in sorted(rows, key=lambda r: (r["variant"], r["seed"])):
         print(f"{row['variant']:16s} seed {row['seed']}  {row['status']:9s} validation error "

@@ -39,8 +39,9 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, targets: torch.Tens
                             f"repro.components")
     head, head_in, head_out = records[-1]
     h = head.loss_curvature(loss, head_in, head_out, targets, hessian)
-    for module, inp, out in reversed(records[:-1]):
-        h = module.curvature(inp, out, h.reshape(out.shape), hessian)
+    for i in range(len(records) - 2, -1, -1):
+        module, inp, out = records[i]
+        h = module.curvature(inp, out, h.reshape(out.shape), hessian, need_input=i > 0)
     n = x.shape[0]
     return {p: h_p / n for p, h_p in hessian.items()}
 

@@ -57,6 +57,7 @@ class RunPaths:
 
     config = property(lambda self: self.root / "config.json")
     log = property(lambda self: self.root / "log.jsonl")
+    log_csv = property(lambda self: self.root / "log.csv")  # the same, for spreadsheets (no per-layer steps)
     checkpoint = property(lambda self: self.root / "checkpoint.pt")
     model = property(lambda self: self.root / "model.pt")
     predictions = property(lambda self: self.root / "test_predictions.json")
@@ -271,6 +272,23 @@ def _pass_patterns(run: Run, data: MNISTTensors, pass_index: int) -> tuple[torch
     return distorted_pass(data.train_raw, data.train_y, params, cfg.seed, pass_index, run.config.model.input)
 
 
+CSV_FIELDS = ("pass", "lr", "train_loss", "train_error_pct", "test_error_pct", "test_loss", "wall_s")
+
+
+def log_csv(log: list[dict]) -> str:
+    """log.jsonl's numbers as CSV, a header line first."""
+    lines = [",".join(CSV_FIELDS)] + [",".join(str(entry[k]) for k in CSV_FIELDS) for entry in log]
+    return "\n".join(lines) + "\n"
+
+
+def pass_line(entry: dict, config: RunConfig) -> str:
+    """One readable line per pass for the terminal (log.jsonl keeps everything)."""
+    where = "validation" if config.train.evaluate_on == "validation" else "test"
+    return (f"pass {entry['pass']}/{config.train.epochs}  train error {entry['train_error_pct']:.2f}%  "
+            f"{where} error {entry['test_error_pct']:.2f}%  train loss {entry['train_loss']:.4g}  "
+            f"lr {entry['lr']:.3g}  {entry['wall_s']:.0f} s")
+
+
 def _next_multiple(step: int, every: int) -> int:
     return (step // every + 1) * every
 
@@ -306,8 +324,9 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
     # written before the checkpoint, so a run resumed after its last pass still has its final predictions
     atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
                                                          "predictions": test_eval["predictions"].tolist()}) + "\n")
+    atomic.write_text(run.paths.log_csv, log_csv(run.log))
     if progress:
-        tqdm.write(json.dumps(line), file=sys.stdout)
+        tqdm.write(pass_line(line, run.config), file=sys.stdout)
     run.pass_index, run.step = pass_index + 1, 0
     run.loss_sum, run.step_stats = torch.zeros((), dtype=torch.float64), {}
     run.save_checkpoint()

@@ -53,7 +53,7 @@ def test_config_errors_name_key_value_and_choices(overrides, message):
 
 
 def test_unknown_preset_and_bad_override_syntax():
-    with pytest.raises(ConfigError, match="unknown preset 'papr'; valid presets: paper, modern"):
+    with pytest.raises(ConfigError, match="unknown preset .papr.; valid presets: paper, paper_distortions, modern"):
         model_config("papr")
     with pytest.raises(ConfigError, match="not of the form key=value"):
         parse_overrides(["c3"])

@@ -27,10 +27,12 @@ def write_run(results, preset, seed, test, train, passes=3):
 
 def test_reproduction_table_and_readme_refresh(tmp_path):
     results = tmp_path / "results"
-    write_run(results, "paper", 0, 1.0, 0.4)
-    write_run(results, "paper", 1, 1.2, 0.2)
+    write_run(results, "paper_final", 0, 1.0, 0.4)
+    write_run(results, "paper_final", 1, 1.2, 0.2)
+    write_run(results, "paper_distortions", 0, 0.9, 0.5)
     table = reproduction_table(results)
     assert "| paper | 0, 1 | 1.10 ± 1.27 | 1.00, 1.20 | 0.30 ± 1.27 | 0.95 / 0.35 | 3 |" in table
+    assert "| paper_distortions | 0 | 0.90 | 0.90 | 0.50 | 0.8 / – | 3 |" in table
     assert "modern" not in table
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- reproduction-table:begin (lenet5 report) -->\nold\n"

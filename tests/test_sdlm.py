@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from repro.components import (RBF_CURVATURE, Conv2d, Linear, ScaledTanh, TableConv2d, TrainableSubsampling,
+from repro.components import (RBF_CURVATURE, Conv2d, FullFieldConv2d, Linear, ScaledTanh, TableConv2d, TrainableSubsampling,
                               c3_connection_mask)
 from repro.config import ModelConfig, run_config
 from repro.model import LeNet5
@@ -29,6 +29,7 @@ SINGLE_LAYERS = {
     "conv_padded": (lambda: nn.Sequential(Conv2d(1, 2, 5, padding=2)), (4, 1, 8, 8)),
     "table_conv": (lambda: nn.Sequential(TableConv2d(c3_connection_mask()[:5], 3)), (6, 6, 5, 5)),
     "linear": (lambda: nn.Sequential(Linear(9, 4)), (6, 9)),
+    "full_field_conv": (lambda: nn.Sequential(FullFieldConv2d(3, 4, 5)), (6, 3, 5, 5)),
 }
 
 
@@ -151,3 +152,15 @@ def test_prepare_reports_steps_per_layer():
     assert list(summary) == ["C1", "S2", "C3", "S4", "C5", "F6"]
     ceiling = config.train.lr / config.train.mu
     assert all(0 < lo <= med <= hi <= ceiling for lo, med, hi in summary.values())
+
+
+def test_full_field_rule_equals_the_convolution_rule():
+    """C5's matrix-product curvature against the generic convolution rule, through a layer below it."""
+    torch.manual_seed(0)
+    full = nn.Sequential(Conv2d(2, 3, 3), ScaledTanh(), FullFieldConv2d(3, 4, 5))
+    plain = nn.Sequential(Conv2d(2, 3, 3), ScaledTanh(), Conv2d(3, 4, 5))
+    plain.load_state_dict(full.state_dict())
+    x, y = torch.randn(6, 2, 7, 7), torch.zeros(6, dtype=torch.long)
+    a, b = gauss_newton_diagonal(full, x, y, "mle"), gauss_newton_diagonal(plain, x, y, "mle")
+    for p, q in zip(full.parameters(), plain.parameters()):
+        torch.testing.assert_close(a[p], b[q], rtol=1e-5, atol=1e-7)

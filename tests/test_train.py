@@ -36,6 +36,9 @@ def test_run_writes_every_output(preset, tiny_mnist, tmp_path):
             "wall_s"} <= set(log[0])
     assert bool(log[0]["effective_steps"]) == (preset == "paper")
     assert json.loads((run / "config.json").read_text()) == config.to_dict()
+    csv = (run / "log.csv").read_text().splitlines()
+    assert csv[0].startswith("pass,lr,train_loss,train_error_pct,test_error_pct") and len(csv) == 3
+    assert csv[2].split(",")[3] == str(log[1]["train_error_pct"])
     predictions = json.loads((run / "test_predictions.json").read_text())
     assert len(predictions["predictions"]) == len(predictions["labels"]) == 16
     assert set(torch.load(run / "model.pt")["model"]) >= {"c1.0.weight", "f6.0.bias"}
@@ -120,7 +123,7 @@ def test_real_mnist_short_run(real_data_root, tmp_path):
 
 
 # batch 3 on 32 patterns: each pass ends with an update of 2 patterns
-@pytest.mark.parametrize("protocol", [{}, {"batch_size": 3, "lr": 0.00001}])
+@pytest.mark.parametrize("protocol", [{"lr": 0.00002}, {"batch_size": 3, "lr": 0.00001}])
 def test_lockstep_seeds_match_reference_runs(tiny_mnist, tmp_path, protocol):
     from repro.train import train_seeds
     data = load_mnist("32", tiny_mnist, download=False)
@@ -169,3 +172,11 @@ def test_hessian_every_and_warmup_change_the_updates(tiny_mnist, tmp_path, extra
     a = torch.load(tmp_path / "plain" / "model.pt")["model"]
     b = torch.load(tmp_path / "changed" / "model.pt")["model"]
     assert not torch.equal(a["c1.0.weight"], b["c1.0.weight"])
+
+
+def test_pass_line_is_readable():
+    from repro.train import pass_line
+    entry = {"pass": 3, "lr": 4.000000000000001e-05, "train_loss": 2.26848982, "train_error_pct": 28.999999999999996,
+             "test_error_pct": 1.41, "wall_s": 92.37}
+    assert pass_line(entry, run_config("paper")) == ("pass 3/20  train error 29.00%  test error 1.41%  "
+                                                     "train loss 2.268  lr 4e-05  92 s")

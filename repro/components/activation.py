@@ -31,7 +31,7 @@ class Activation(Component, nn.Module):
     def online_backward(self, p, y, dy, grads, need_dx=True):
         return dy * self.derivative_from_output(y)
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         return self.derivative_from_output(y).pow(2) * h_y
 
     def connections(self, y):
@@ -48,7 +48,7 @@ class ScaledTanh(Activation):
         # f'(a) = A S (1 - tanh(S a)^2) = A S (1 - (y / A)^2)
         return (TANH_AMPLITUDE * TANH_SLOPE) * (1 - (y / TANH_AMPLITUDE).pow(2))
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         # the same f'(a)^2, from the input: the SDLM steps of the committed runs were computed this way
         slope = TANH_AMPLITUDE * TANH_SLOPE * (1 - torch.tanh(TANH_SLOPE * x).pow(2))
         return slope.pow(2) * h_y

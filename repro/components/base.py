@@ -8,8 +8,9 @@ modules and every engine is tested against it) plus four things the rest of the 
   module's parameters (and running statistics) with a leading run dimension S; activations are (S, B, ...), B
   patterns per run. Parameter gradients are written into `grads` under the local parameter name, summed over B
   (the engine's loss is already a mean over B).
-- `curvature(x, y, h_y, hessian) -> h_x`: App. C's diagonal Gauss-Newton rule on a batch (N, ...) of this
-  module's inputs and outputs, adding d2E/dw2 of its own parameters into `hessian` (keyed by parameter);
+- `curvature(x, y, h_y, hessian, need_input) -> h_x`: App. C's diagonal Gauss-Newton rule on a batch (N, ...)
+  of this module's inputs and outputs, adding d2E/dw2 of its own parameters into `hessian` (keyed by
+  parameter); the first layer is told its h_x is not needed (it may return None);
 - `connections(y) -> int`: multiply-accumulates per pattern, as the paper counts them (Sec. II-B), given the
   module's output for one pattern;
 - `loss_curvature(loss, x, y, targets, hessian)`, for the last layer only: where App. C's backward pass starts.
@@ -34,7 +35,8 @@ class Component:
     def online_backward(self, p: dict, ctx, dy: torch.Tensor, grads: dict, need_dx: bool = True):
         raise NotImplementedError(f"{type(self).__name__} has no online backward")
 
-    def curvature(self, x: torch.Tensor, y: torch.Tensor, h_y: torch.Tensor, hessian: dict) -> torch.Tensor:
+    def curvature(self, x: torch.Tensor, y: torch.Tensor, h_y: torch.Tensor, hessian: dict,
+                  need_input: bool = True) -> torch.Tensor | None:
         raise NotImplementedError(f"{type(self).__name__} has no Gauss-Newton curvature rule (App. C)")
 
     def connections(self, y: torch.Tensor) -> int:

@@ -121,7 +121,7 @@ class EuclideanRBF(Component, nn.Module):
     def online_backward(self, p, diff, dy, grads, need_dx=True):
         return 2 * torch.matmul(dy[:, :, None, :], diff)[:, :, 0] if need_dx else None
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         # the Gauss-Newton rule through y_i: dy_i/dx_j = 2 (x_j - w_ij); used only if a layer followed the RBF
         return torch.einsum("ni,nij->nj", h_y, (2 * (x[:, None, :] - self.prototypes)).pow(2))
 

@@ -72,12 +72,14 @@ class Conv2d(Component, nn.Conv2d):
         dx = F.fold(dcols.reshape(s * b, dcols.shape[2], -1), in_size, self.kernel_size, padding=self.padding)
         return dx.view(s, b, self.in_channels, *in_size)
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         weight = self.effective_weight(self.weight)
         h_w = conv2d_weight(x.pow(2), weight.shape, h_y, self.stride, self.padding)
         hessian[self.weight] += self.effective_weight(h_w)
         if self.bias is not None:
             hessian[self.bias] += h_y.sum(dim=(0, 2, 3))
+        if not need_input:  # the first layer: its input's curvature would be thrown away
+            return None
         return conv2d_input(x.shape, weight.pow(2), h_y, self.stride, self.padding)
 
     def connections(self, y):
@@ -123,6 +125,15 @@ class FullFieldConv2d(Conv2d):
             return super().forward(x)
         return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
 
+    def curvature(self, x, y, h_y, hessian, need_input=True):
+        if not self._covers(x):
+            return super().curvature(x, y, h_y, hessian, need_input)
+        # one weighted sum per output: Linear's rule, as matrix products
+        h = h_y.flatten(1)  # (N, out)
+        hessian[self.weight] += (h.t() @ x.flatten(1).pow(2)).view_as(self.weight)
+        hessian[self.bias] += h.sum(dim=0)
+        return (h @ self.weight.flatten(1).pow(2)).view_as(x) if need_input else None
+
     def online_forward(self, p, x):
         if not self._covers(x):
             return super().online_forward(p, x)
@@ -157,7 +168,7 @@ class Linear(Component, nn.Linear):
         grads["bias"] = dy.sum(dim=1)
         return torch.bmm(dy, p["weight"]) if need_dx else None
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         hessian[self.weight] += h_y.t() @ x.pow(2)
         hessian[self.bias] += h_y.sum(dim=0)
         return h_y @ self.weight.pow(2)

@@ -52,7 +52,7 @@ class BatchNorm2d(Component, nn.BatchNorm2d):
         scale = _per_map(p["weight"] * inv_std / n)
         return scale * (n * dy - _per_map(grads["bias"]) - x_hat * _per_map(grads["weight"]))
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         # [approximation] in eval mode BatchNorm is a per-map affine map; the batch statistics' own
         # dependence on x is ignored, as for any diagonal estimate.
         inv_std = (self.running_var + self.eps).rsqrt().view(1, -1, 1, 1)

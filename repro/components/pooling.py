@@ -44,10 +44,9 @@ class TrainableSubsampling(Component, nn.Module):
         grads["bias"] = dy.sum(dim=(1, 3, 4))
         return spread_2x2(dy * _per_map(p["coefficient"])) if need_dx else None
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         # each of a unit's 4 inputs is a connection that uses the map's coefficient
-        sum_sq_inputs = F.avg_pool2d(x.pow(2), 2) * 4.0  # as forward sums, so that both round alike
-        hessian[self.coefficient] += (sum_sq_inputs * h_y).sum(dim=(0, 2, 3))
+        hessian[self.coefficient] += (sum_2x2(x.pow(2)) * h_y).sum(dim=(0, 2, 3))
         hessian[self.bias] += h_y.sum(dim=(0, 2, 3))
         return spread_2x2(h_y) * self.coefficient.pow(2).view(1, -1, 1, 1)
 
@@ -71,7 +70,7 @@ class MaxPool(Component, nn.MaxPool2d):
         route = F.one_hot(index, 4).to(dy.dtype)
         return unblock_2x2(route * dy[..., None])
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         _, indices = F.max_pool2d(x, 2, return_indices=True)
         return F.max_unpool2d(h_y, indices, 2, output_size=x.shape[-2:])
 
@@ -91,7 +90,7 @@ class AvgPool(Component, nn.AvgPool2d):
     def online_backward(self, p, ctx, dy, grads, need_dx=True):
         return spread_2x2(dy * 0.25) if need_dx else None
 
-    def curvature(self, x, y, h_y, hessian):
+    def curvature(self, x, y, h_y, hessian, need_input=True):
         return spread_2x2(h_y) / 16.0
 
     def connections(self, y):

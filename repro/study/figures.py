@@ -100,12 +100,18 @@ def make_static_figures(out_dir: Path) -> list[Path]:
     return [plot_rbf_prototypes(out_dir / "rbf_prototypes.png"), plot_c3_table(out_dir / "c3_table.png")]
 
 
+# the reproduction groups Fig. 5's panels show: the paper preset now, with distortions, and before its schedule
+FIG5_GROUPS = ("paper_final", "paper_distortions", "paper")
+
+
 def reproduction_runs(results: Path) -> dict[str, list[Path]]:
     """results/<folder>/seed<N>/ folders that hold a log, grouped as the reproduction table groups them."""
     from .report import RESULT_GROUPS
 
     groups = {}
     for folder, label, _command, _paper in RESULT_GROUPS:
+        if folder not in FIG5_GROUPS:
+            continue
         runs = sorted(d for d in (results / folder).glob("seed*") if (d / "log.jsonl").exists())
         if runs:
             groups[f"preset {label}"] = runs
@@ -234,6 +240,28 @@ def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[
     return paths
 
 
+# Cf. the paper's Fig. 8: the misclassified test digits of the network trained with distortions.
+FIG8_RUN = Path("paper_distortions") / "seed0"
+
+
+def make_fig8(out_dir: Path, results: Path, data_root=None) -> list[Path]:
+    """Every misclassified test digit of FIG8_RUN, true and predicted label under each (the paper shows 82)."""
+    from ..data import DataError, load_raw
+
+    run = results / FIG8_RUN
+    if not (run / "test_predictions.json").exists():
+        return []
+    pred = json.loads((run / "test_predictions.json").read_text())
+    try:
+        images, _ = load_raw(data_root, "test", download=False)
+    except DataError as exc:
+        print(f"skipped fig8_misclassified.png: {exc}", file=sys.stderr)
+        return []
+    return [plot_misclassified(images.numpy(), pred["labels"], pred["predictions"],
+                               f"cf. Fig. 8: misclassified test digits, distortions, results/{FIG8_RUN}",
+                               out_dir / "fig8_misclassified.png")]
+
+
 def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
     """For each grid with results: the ablation deltas and the test error per pass of every variant."""
     from .grids import GRIDS
@@ -263,5 +291,6 @@ def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]
     if groups:
         paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png"))
     paths += make_showcase_figures(out_dir, results, data_root)
+    paths += make_fig8(out_dir, results, data_root)
     paths += make_grid_figures(out_dir, results)
     return paths

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 from ..config import MODEL_KEYS, RunConfig, run_config
 
-GRID_PROTOCOL: dict[str, object] = dict(epochs=5, batch_size=64, engine="reference")
+# engine and hessian_every as these grids were run (before engine=auto and the paper preset's h every 500 updates)
+GRID_PROTOCOL: dict[str, object] = dict(epochs=5, batch_size=64, engine="reference", hessian_every=0)
 OPTIMIZER_SETTINGS: dict[str, dict[str, object]] = {
     "sdlm": dict(lr_schedule="paper"),  # eta: SDLM_ETA_BY_LOSS
     "adam": dict(lr=0.001, lr_schedule="constant"),
