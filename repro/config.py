@@ -109,7 +109,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # (experiments/sdlm_schedule_screen.py, paper_notes/sdlm.md).
     "paper": dict(lr=0.0001, hessian_every=500),
     # Sec. III-C's distorted training patterns, with the paper preset's schedule (paper_notes/distortions.md)
-    "paper_distortions": dict(lr=0.0001, hessian_every=500, distortions="affine"),
+    "paper_distortions": dict(lr=0.0001, hessian_every=500, distortions="affine", distortion_strength=0.5),
     # The seed blog's network and protocol: Adam lr 1e-3, batch 64, 5 epochs.
     "modern": dict(activation="relu", pooling="max", c3="full", head="linear", norm="batch", input="28",
                    init="default", optimizer="adam", lr=0.001, lr_schedule="constant", epochs=5, batch_size=64),
