@@ -12,14 +12,10 @@ Rows: results/screens/distortions/runs.jsonl (resumable like `lenet5 grid`); eac
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from repro.config import run_config
-from repro.study.grid import run_grid
 from repro.study.grids import Grid, Variant
 
-from .sdlm_schedule_screen import screen_table
+from .screens import run_screen, screen_parser
 
 STRENGTHS = (0.5, 1.0, 1.5)
 
@@ -33,20 +29,7 @@ def screen_grid(strengths=STRENGTHS) -> Grid:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="results/screens/distortions")
-    parser.add_argument("--table", action="store_true", help="print the committed rows as a Markdown table; no runs")
-    args = parser.parse_args(argv)
-    if args.table:
-        print(screen_table(Path(args.out)))
-        return
-    rows = run_grid(screen_grid(), args.seeds, Path(args.out), args.workers, 1, args.data_root)
-    for row in sorted(rows, key=lambda r: (r["variant"], r["seed"])):
-        print(f"{row['variant']:16s} seed {row['seed']}  {row['status']:9s} validation error "
-              f"{row['final_test_error_pct']}%  train error {row['final_train_error_pct']}%")
+    run_screen(screen_grid(), screen_parser(__doc__, "results/screens/distortions").parse_args(argv))
 
 
 if __name__ == "__main__":

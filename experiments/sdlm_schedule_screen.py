@@ -21,14 +21,11 @@ Rows: results/screens/sdlm_schedule/runs.jsonl (resumable like `lenet5 grid`); e
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from repro.config import run_config
-from repro.study.grid import run_grid
 from repro.study.grids import Grid, Variant
 
-PAPER_ETA = 0.0005
+from .screens import run_screen, screen_parser
+
 CANDIDATES: dict[str, dict] = {
     "x0.04": dict(lr=0.00002),
     "x0.1_h500": dict(lr=0.00005, hessian_every=500),
@@ -46,39 +43,12 @@ def screen_grid(candidates=CANDIDATES) -> Grid:
     return Grid("sdlm_schedule_screen", "paper", "SDLM schedules on the validation split", variants)
 
 
-def screen_table(out: Path, passes=(1, 2, 5, 10, 20)) -> str:
-    """Validation error after the given passes and the final training error, one line per finished run."""
-    from repro.study.grid import RUNS_FILE, read_rows
-    from repro.train import read_log
-
-    rows, _ = read_rows(out / RUNS_FILE)
-    lines = ["| candidate | seed | " + " | ".join(f"pass {p}" for p in passes) + " | training error % after pass 20 |",
-             "|---|---|" + "---|" * (len(passes) + 1)]
-    for row in sorted((r for r in rows if r["status"] == "finished"), key=lambda r: (r["variant"], r["seed"])):
-        log = {e["pass"]: e for e in read_log(out / row["run_dir"])}
-        cells = [f"{log[p]['test_error_pct']:.2f}" if p in log else "–" for p in passes]
-        lines.append(f"| {row['variant']} | {row['seed']} | " + " | ".join(cells) +
-                     f" | {row['final_train_error_pct']:.2f} |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser = screen_parser(__doc__, "results/screens/sdlm_schedule")
     parser.add_argument("--only", nargs="+", default=None, help="run only these candidates")
-    parser.add_argument("--out", default="results/screens/sdlm_schedule")
-    parser.add_argument("--table", action="store_true", help="print the committed rows as a Markdown table; no runs")
     args = parser.parse_args(argv)
-    if args.table:
-        print(screen_table(Path(args.out)))
-        return
     candidates = {k: v for k, v in CANDIDATES.items() if not args.only or k in args.only}
-    rows = run_grid(screen_grid(candidates), args.seeds, Path(args.out), args.workers, 1, args.data_root)
-    for row in sorted(rows, key=lambda r: (r["variant"], r["seed"])):
-        print(f"{row['variant']:22s} seed {row['seed']}  {row['status']:9s} validation error "
-              f"{row['final_test_error_pct']}%  train error {row['final_train_error_pct']}%")
+    run_screen(screen_grid(candidates), args)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ class Run:
     # draw from the pool of originals and distorted copies (repro/distortions.py)
     train_x: torch.Tensor | None = None
     train_y: torch.Tensor | None = None
+    distortion_params: torch.Tensor | None = None
     started: float = 0.0
 
     def wall(self) -> float:
@@ -222,9 +223,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
             run.order = pass_permutation(run.config.train.seed, pass_index, n)
             run.train_x, run.train_y = _pass_patterns(run, data, pass_index)
             if run.step == 0:
-                idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples)
-                run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx],
-                                                       config.loss)
+                _estimate_curvature(run, pass_index, 0)
                 run.loss_sum = torch.zeros((), dtype=torch.float64)
         step = live[0].step
         while step < steps_per_pass and live:
@@ -234,9 +233,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                 end = min(end, _next_multiple(step, cfg.hessian_every))
                 if step > 0 and step % cfg.hessian_every == 0:  # h goes stale as the weights grow
                     for run in live:
-                        idx = hessian_sample(run.config.train.seed, pass_index, n, cfg.hessian_samples, step)
-                        run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx],
-                                                               config.loss)
+                        _estimate_curvature(run, pass_index, step)
             if pass_index == 0 and cfg.warmup_updates:
                 end = min(end, _next_multiple(step, warmup_block(cfg.warmup_updates)))
                 for run in live:
@@ -262,14 +259,24 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
         _finish_run(run)
 
 
+def _estimate_curvature(run: Run, pass_index: int, step: int) -> None:
+    """The optimizer's `prepare` (SDLM: App. C's h_kk) on the sample of the current pass's patterns drawn for
+    (pass, step)."""
+    cfg = run.config.train
+    idx = hessian_sample(cfg.seed, pass_index, len(run.train_y), cfg.hessian_samples, step)
+    run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx], run.config.loss)
+
+
 def _pass_patterns(run: Run, data: MNISTTensors, pass_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     cfg = run.config.train
     if cfg.distortions == "none":
         return data.train_x, data.train_y
     if data.train_raw is None:
         raise RunError("distortions need the training images as read; load the data with repro.data.load_mnist")
-    params = affine_parameters(cfg.seed, len(data.train_y), cfg.distortion_strength)
-    return distorted_pass(data.train_raw, data.train_y, params, cfg.seed, pass_index, run.config.model.input)
+    if run.distortion_params is None:  # the run's 540,000 maps, drawn once (a function of the seed)
+        run.distortion_params = affine_parameters(cfg.seed, len(data.train_y), cfg.distortion_strength)
+    return distorted_pass(data.train_raw, data.train_y, run.distortion_params, cfg.seed, pass_index,
+                          run.config.model.input)
 
 
 CSV_FIELDS = ("pass", "lr", "train_loss", "train_error_pct", "test_error_pct", "test_loss", "wall_s")

@@ -51,6 +51,11 @@ class Component:
         return self.curvature(x, y, output_curvature(loss, y, targets), hessian)
 
 
+def per_map(v: torch.Tensor) -> torch.Tensor:
+    """(S, maps) -> (S, 1, maps, 1, 1): one value per run and map, to broadcast over (S, B, maps, H, W)."""
+    return v[:, None, :, None, None]
+
+
 def sum_2x2(x: torch.Tensor) -> torch.Tensor:
     """(..., 2n, 2m) -> (..., n, m): the sum of each non-overlapping 2x2 block."""
     *lead, h, w = x.shape

@@ -12,12 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .base import Component
-
-
-def _per_map(v: torch.Tensor) -> torch.Tensor:
-    """(S, maps) -> (S, 1, maps, 1, 1), to broadcast over (S, B, maps, H, W)."""
-    return v[:, None, :, None, None]
+from .base import Component, per_map
 
 
 class BatchNorm2d(Component, nn.BatchNorm2d):
@@ -29,16 +24,16 @@ class BatchNorm2d(Component, nn.BatchNorm2d):
         dims = (1, 3, 4)  # each run's patterns and positions, per map
         n = x.shape[1] * x.shape[3] * x.shape[4]
         mean = x.mean(dim=dims)  # (S, maps)
-        centred = x - _per_map(mean)
+        centred = x - per_map(mean)
         var = centred.pow(2).mean(dim=dims)  # biased, as used for normalising
         inv_std = torch.rsqrt(var + self.eps)
-        x_hat = centred * _per_map(inv_std)
+        x_hat = centred * per_map(inv_std)
         # running statistics as nn.BatchNorm2d keeps them: the unbiased variance, momentum 0.1
         m = self.momentum
         p["running_mean"].mul_(1 - m).add_(mean, alpha=m)
         p["running_var"].mul_(1 - m).add_(var * (n / (n - 1)), alpha=m)
         p["num_batches_tracked"].add_(1)
-        y = torch.addcmul(_per_map(p["bias"]), x_hat, _per_map(p["weight"]))
+        y = torch.addcmul(per_map(p["bias"]), x_hat, per_map(p["weight"]))
         return y, (x_hat, inv_std, n)
 
     def online_backward(self, p, ctx, dy, grads, need_dx=True):
@@ -49,8 +44,8 @@ class BatchNorm2d(Component, nn.BatchNorm2d):
         if not need_dx:
             return None
         # the gradient through the batch statistics: (1/n) inv_std gamma (n dy - sum dy - x_hat sum(dy x_hat))
-        scale = _per_map(p["weight"] * inv_std / n)
-        return scale * (n * dy - _per_map(grads["bias"]) - x_hat * _per_map(grads["weight"]))
+        scale = per_map(p["weight"] * inv_std / n)
+        return scale * (n * dy - per_map(grads["bias"]) - x_hat * per_map(grads["weight"]))
 
     def curvature(self, x, y, h_y, hessian, need_input=True):
         # [approximation] in eval mode BatchNorm is a per-map affine map; the batch statistics' own

@@ -12,12 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activation import ACTIVATIONS
-from .base import Component, blocks_2x2, spread_2x2, sum_2x2, unblock_2x2
-
-
-def _per_map(v: torch.Tensor) -> torch.Tensor:
-    """(S, maps) -> (S, 1, maps, 1, 1), to broadcast over (S, B, maps, H, W)."""
-    return v[:, None, :, None, None]
+from .base import Component, blocks_2x2, per_map, spread_2x2, sum_2x2, unblock_2x2
 
 
 class TrainableSubsampling(Component, nn.Module):
@@ -37,12 +32,12 @@ class TrainableSubsampling(Component, nn.Module):
 
     def online_forward(self, p, x):
         block_sum = sum_2x2(x)
-        return torch.addcmul(_per_map(p["bias"]), _per_map(p["coefficient"]), block_sum), block_sum
+        return torch.addcmul(per_map(p["bias"]), per_map(p["coefficient"]), block_sum), block_sum
 
     def online_backward(self, p, block_sum, dy, grads, need_dx=True):
         grads["coefficient"] = (dy * block_sum).sum(dim=(1, 3, 4))
         grads["bias"] = dy.sum(dim=(1, 3, 4))
-        return spread_2x2(dy * _per_map(p["coefficient"])) if need_dx else None
+        return spread_2x2(dy * per_map(p["coefficient"])) if need_dx else None
 
     def curvature(self, x, y, h_y, hessian, need_input=True):
         # each of a unit's 4 inputs is a connection that uses the map's coefficient
