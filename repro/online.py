@@ -61,8 +61,7 @@ def network_layers(model: LeNet5) -> list[Layer]:
 
 
 # Compiled: updates unrolled into one call of the compiled function, so that its fixed cost per call (guards,
-# wrapper, argument handling: ~100 us) is paid once for several updates; 4 gave 1.3x the samples/s of 1 for a
-# compile 2.7x as long (README, Speed).
+# wrapper, argument handling) is paid once for several updates; more updates per call compile for longer.
 UPDATES_PER_CALL = 4
 
 
