@@ -1,28 +1,65 @@
-"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 grid`, `lenet5 bench`, `lenet5 report`,
-`lenet5 figures` (see `lenet5 -h`)."""
+"""The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 evaluate`, `lenet5 predict`, `lenet5 grid`,
+`lenet5 bench`, `lenet5 report`, `lenet5 figures` (see `lenet5 -h`).
+
+Every error a user can cause is one line, `lenet5: error: ...`, and an exit code from repro/errors.py.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
-from .config import PRESETS, ConfigError, model_config, parse_overrides, run_config
-from .data import DataError
+from .config import PRESETS, ConfigError, apply_overrides, config_differences, model_config, parse_overrides, \
+    run_config
+from .errors import Interrupted, LeNet5Error
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error (exit code 2, as argparse's)."""
+
+    def error(self, message: str):
+        print(f"lenet5: error: {message} (see {self.prog} -h)", file=sys.stderr)
+        sys.exit(2)
+
+
+def thread_count(text: str) -> int:
+    """--threads: an integer in 1..cores (more threads than cores only slows training down)."""
+    cores = os.cpu_count() or 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= cores:
+        raise argparse.ArgumentTypeError(f"{text} is outside 1..{cores} (this machine's cores)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
-                   help="named configuration to start from (default: paper)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config field, e.g. --set c3=full (repeatable)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="named configuration to start from (default: paper; with --resume, the run's own)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields, e.g. --set c3=full epochs=3 (repeatable)")
 
 
 def cmd_counts(args) -> int:
     from .counts import counts_as_dict, format_table, layer_counts
     from .model import LeNet5
 
+    args.preset = args.preset or "paper"
     config = model_config(args.preset, parse_overrides(args.overrides))
     counts = layer_counts(LeNet5(config))
     if args.json:
@@ -32,28 +69,57 @@ def cmd_counts(args) -> int:
     return 0
 
 
+def train_config(args):
+    """The config `lenet5 train` runs: --preset (default paper) and --set; with --resume, the run folder's own
+    config.json, which a --preset or --set must agree with (the first difference is refused by name)."""
+    from .train import read_run_config
+
+    overrides = parse_overrides(args.overrides)
+    folder = Path(args.out) / f"seed{args.seeds[0]}" if args.out and args.seeds else Path(args.out or ".")
+    if not (args.resume and args.out and (folder / "config.json").exists()):
+        return run_config(args.preset or "paper", overrides)
+    saved = read_run_config(folder)
+    asked = apply_overrides(saved, overrides) if args.preset is None else run_config(args.preset, overrides)
+    if args.seeds:
+        asked = dataclasses.replace(asked, train=dataclasses.replace(asked.train, seed=saved.train.seed))
+    diff = config_differences(saved, asked)
+    if diff:
+        key, (was, now) = next(iter(diff.items()))
+        raise ConfigError(f"{folder / 'config.json'} has {key}={was}, but this command asks for {key}={now}; "
+                          f"--resume takes the run's own config: drop the --preset/--set that differ, or start a "
+                          f"new run in another --out")
+    return saved
+
+
+def resume_command(argv: list[str], out: Path) -> str:
+    """The command that continues an interrupted `lenet5 train` or `lenet5 grid`: the same one, with --resume
+    and --out for train."""
+    argv = list(argv)
+    if argv and argv[0] == "train":
+        if "--resume" not in argv:
+            argv.append("--resume")
+        if "--out" not in argv:
+            argv += ["--out", str(out)]
+    return shlex.join(["lenet5", *argv])
+
+
 def cmd_train(args) -> int:
     import torch
 
-    from .train import RunError, train, train_seeds
+    from .train import train_seeds
 
-    config = run_config(args.preset, parse_overrides(args.overrides))
+    config = train_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     elif config.train.batch_size == 1 and (args.seeds is None or len(args.seeds) == 1):
         # measured (README, Speed): one-pattern updates run faster on one thread; run two such jobs on 2 cores
         torch.set_num_threads(1)
-    out = Path(args.out or f"runs/{args.preset}-{config.digest()}")
+    out = Path(args.out or f"runs/{args.preset or 'paper'}-{config.digest()}")
+    args.resolved_out = out
     print(f"run folder: {out}", file=sys.stderr)
-    try:
-        if args.seeds is None:
-            summaries, outs = [train(config, out, args.data_root, args.resume, progress=not args.quiet)], [out]
-        else:
-            outs = [out / f"seed{s}" for s in args.seeds]
-            summaries = train_seeds(config, args.seeds, outs, args.data_root, args.resume, progress=not args.quiet)
-    except RunError as exc:
-        print(f"lenet5: error: {exc}", file=sys.stderr)
-        return 3
+    seeds = [config.train.seed] if args.seeds is None else args.seeds
+    outs = [out] if args.seeds is None else [out / f"seed{s}" for s in args.seeds]
+    summaries = train_seeds(config, seeds, outs, args.data_root, args.resume, progress=not args.quiet)
     for summary, run_dir in zip(summaries, outs):
         if summary["status"] != "finished":
             print(f"lenet5: error: {summary['message']}", file=sys.stderr)
@@ -61,7 +127,9 @@ def cmd_train(args) -> int:
         print(f"finished: {summary['passes']} passes, test error {summary['final_test_error_pct']:.2f}% (best "
               f"{summary['best_test_error_pct']:.2f}%), train error {summary['final_train_error_pct']:.2f}%, "
               f"{summary['wall_s']:.0f} s; results in {run_dir}")
-    return 0 if all(s["status"] == "finished" for s in summaries) else 3
+    from .errors import DivergedError
+
+    return 0 if all(s["status"] == "finished" for s in summaries) else DivergedError.exit_code
 
 
 def cmd_bench(args) -> int:
@@ -80,28 +148,33 @@ def cmd_bench(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    import os
-
+    from .errors import GRID_RUNS_FAILED
     from .study.grids import DEFAULT_SEEDS, GRIDS
 
-    from .study.grid import grid_cells, run_grid
+    from .study.grid import cell_states, grid_cells, run_grid
 
     grid = GRIDS[args.name]
     seeds = args.seeds or list(DEFAULT_SEEDS)
+    out = Path(args.out or f"results/grids/{grid.name}")
+    args.resolved_out = out
     if args.dry_run:
         reference = grid.reference.config.flat()
         for v in grid.variants:
             diff = {k: val for k, val in v.config.flat().items() if reference[k] != val}
             print(f"{v.name:24s} {v.config.digest()}  {diff or reference}")
-        print(f"{len(grid_cells(grid, seeds))} runs: {len(grid.variants)} variants x seeds {seeds}")
+        states = cell_states(grid, seeds, out)
+        for cell, state in states:
+            print(f"  {cell.variant:24s} seed {cell.seed}: {state}")
+        todo = sum(state not in ("finished", "diverged") for _, state in states)
+        print(f"{len(states)} runs: {len(grid.variants)} variants x seeds {seeds}; {todo} to run or resume "
+              f"in {out}")
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
-    out = Path(args.out or f"results/grids/{grid.name}")
     rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
           f"of {len(grid_cells(grid, seeds))}; rows in {out / 'runs.jsonl'}")
-    return 0 if counts["failed"] == 0 else 3
+    return 0 if counts["failed"] == 0 else GRID_RUNS_FAILED
 
 
 def cmd_report(args) -> int:
@@ -121,7 +194,7 @@ def cmd_figures(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lenet5", description="Paper-faithful LeNet-5 (LeCun et al. 1998).")
+    parser = OneLineParser(prog="lenet5", description="Paper-faithful LeNet-5 (LeCun et al. 1998).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("counts", help="per-layer trainable parameters and connections beside the paper's")
@@ -134,12 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="train these seeds into OUT/seed<N>/ (in lockstep with the online engines)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with the config saved there")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (default: 1 for a single online run, else torch's choice)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch threads, 1..cores (default: 1 for a single online run, else torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-pass lines")
     p.set_defaults(func=cmd_train)
+
+    from .inference import add_parsers
+
+    add_parsers(sub)  # evaluate, predict
 
     p = sub.add_parser("bench", help="training throughput: every engine against a reference loop, per variant")
     p.add_argument("--quick", action="store_true", help="short measurements, no torch.compile")
@@ -147,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these one_at_a_time variants (default: all, e.g. paper pooling=max)")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads, 1..cores (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
 
     from .study.grids import GRIDS
@@ -155,12 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="run an ablation grid (repro/study/grids.py): every variant x seed, resumable")
     p.add_argument("name", choices=list(GRIDS), help="which grid (declared in repro/study/grids.py)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel runs (default: cores // threads; 1 runs in this process)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    p.add_argument("--threads", type=thread_count, default=1, help="torch threads per run, 1..cores (default: 1)")
     p.add_argument("--out", default=None, help="grid folder (default: results/grids/NAME)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
-    p.add_argument("--dry-run", action="store_true", help="list the variants and how each differs; train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the variants, how each differs, and each run's state (finished, partial, to do)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_grid)
 
@@ -179,12 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError) as exc:
+    except LeNet5Error as exc:
         print(f"lenet5: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except Interrupted as exc:
+        out = getattr(args, "resolved_out", None)
+        print(f"lenet5: interrupted: {exc}; resume with: {resume_command(argv, out)}", file=sys.stderr)
+        return Interrupted.exit_code
 
 
 if __name__ == "__main__":

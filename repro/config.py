@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .components import HEADS, LOSSES, REGISTRIES
+from .errors import ConfigError
 from .optim import OPTIMIZERS, SCHEDULES
 
 # Valid values for each categorical switch, read from the registries that implement them: a new value is one
@@ -31,10 +32,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "evaluate_on": ("test", "validation"),
     "distortions": ("none", "affine"),  # Sec. III-C: 540,000 affine-distorted patterns pooled with the originals
 }
-
-
-class ConfigError(ValueError):
-    """A configuration the project cannot run; the message names the key, the value and the fix."""
 
 
 @dataclass(frozen=True)
@@ -208,15 +205,26 @@ def run_config(preset: str = "paper", overrides: dict[str, object] | None = None
     """A RunConfig from a preset name and overrides (strings from the CLI, or typed values from Python)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    values = {**PRESETS[preset], **(overrides or {})}
+    return apply_overrides(RunConfig(), {**PRESETS[preset], **(overrides or {})})
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, object]) -> RunConfig:
+    """`config` with some fields replaced (strings from the CLI are converted to the field's type)."""
     owner = {**dict.fromkeys(MODEL_KEYS, ModelConfig), **dict.fromkeys(TRAIN_KEYS, TrainConfig)}
     by_class: dict[type, dict] = {ModelConfig: {}, TrainConfig: {}}
-    for key, value in values.items():
+    for key, value in overrides.items():
         if key not in owner:
             raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(MODEL_KEYS + TRAIN_KEYS)}")
         cls = owner[key]
         by_class[cls][key] = coerce(cls, key, value) if isinstance(value, str) else value
-    return RunConfig(ModelConfig(**by_class[ModelConfig]), TrainConfig(**by_class[TrainConfig]))
+    return RunConfig(dataclasses.replace(config.model, **by_class[ModelConfig]),
+                     dataclasses.replace(config.train, **by_class[TrainConfig]))
+
+
+def config_differences(a: RunConfig, b: RunConfig) -> dict[str, tuple]:
+    """{key: (a's value, b's value)} for every field where the two configs differ."""
+    fa, fb = a.flat(), b.flat()
+    return {k: (v, fb[k]) for k, v in fa.items() if fb[k] != v}
 
 
 def model_config(preset: str = "paper", overrides: dict[str, object] | None = None) -> ModelConfig:

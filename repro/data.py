@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .components import INPUTS
+from .errors import DataError
 
 ENV_VAR = "LENET5_DATA"
 DEFAULT_ROOT = "./data"
@@ -28,10 +29,6 @@ RAW_FILES = {
 # IDX magic numbers: 0x0000 0803 = unsigned bytes, 3 dimensions (images); 0x0000 0801 = 1 dimension (labels).
 IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
 
-
-
-class DataError(RuntimeError):
-    """The data cannot be loaded; the message says which file and what to do."""
 
 
 def resolve_root(data_root: str | os.PathLike | None = None) -> Path:

@@ -27,28 +27,24 @@ import torch
 from tqdm import tqdm
 
 from . import atomic
-from .config import RunConfig
+from .config import RunConfig, config_differences
 from .counts import layer_counts, totals
 from .components import LOSSES
 from .data import MNISTTensors, load_mnist
 from .distortions import affine_parameters, distorted_pass
 from .engines import make_engine
+from .errors import DivergedError, Interrupted, RunError
+from .interrupt import STOP_CHECK_PATTERNS, stop_requested, stop_signals
 from .model import LeNet5
 from .optim import lr_for_pass, make_optimizer, set_lr
 
-# Test hook: exit abruptly (like a kill) right after this global step, to test resuming.
+# Test hooks: exit abruptly (like a kill) right after this global step, to test resuming; or, after it, wait
+# (up to a minute) for a stop signal, to test Ctrl-C at a known position.
 EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
+WAIT_AT_STEP_ENV = "LENET5_TEST_WAIT_AT_STEP"
 EVAL_BATCH = 1000
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or continue; the message says why and what to do."""
-
-
-class DivergedError(RunError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -147,9 +143,9 @@ def _check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:
     if exists and not resume:
         raise RunError(f"{paths.root} already holds a run; pass --resume to continue it, or choose another --out")
     if exists:
-        saved = RunConfig.from_dict(json.loads(paths.config.read_text()))
+        saved = read_run_config(paths.root)
         if saved != config:
-            diff = {k: (v, config.flat()[k]) for k, v in saved.flat().items() if config.flat()[k] != v}
+            diff = config_differences(saved, config)
             raise RunError(f"{paths.root} holds a run of another config (saved vs asked: {diff}); "
                            f"resume with the same --preset/--set, or choose another --out")
     return exists
@@ -163,19 +159,37 @@ def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
         summary = json.loads(paths.summary.read_text())
         if summary["status"] == "finished":
             return summary
-    paths.root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(paths.config, json.dumps(config.to_dict(), indent=2) + "\n")
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(paths.config, json.dumps(config.to_dict(), indent=2) + "\n")
+    except OSError as exc:
+        raise RunError(f"cannot write the run folder {paths.root} ({exc.strerror or exc}); choose a writable "
+                       f"--out") from None
     torch.manual_seed(config.train.seed)
     model = LeNet5(config.model)
     run = Run(config, paths, model, make_optimizer(config.train, model))
     if resuming and paths.checkpoint.exists():
-        state = torch.load(paths.checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        run.pass_index, run.step, run.log, run.elapsed = state["pass"], state["step"], state["log"], state["elapsed"]
-        run.loss_sum, run.step_stats = state["loss_sum"], state["step_stats"]
+        try:
+            state = torch.load(paths.checkpoint, weights_only=False)
+            model.load_state_dict(state["model"])
+            run.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            run.pass_index, run.step, run.log = state["pass"], state["step"], state["log"]
+            run.elapsed, run.loss_sum, run.step_stats = state["elapsed"], state["loss_sum"], state["step_stats"]
+        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign checkpoint gets the same advice
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunError(f"cannot resume from {paths.checkpoint} ({reason[:160]}); restore the file, or delete it "
+                           f"to train this run again from the start") from None
     return run
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The RunConfig a run folder was started with (its config.json)."""
+    path = RunPaths(Path(run_dir)).config
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise RunError(f"cannot read the run's config {path} ({exc}); restore it, or choose another --out") from None
 
 
 def train(config: RunConfig, out: str | os.PathLike, data_root=None, resume: bool = False,
@@ -199,8 +213,9 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
         data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None,
                                   evaluate_on=cfg.evaluate_on)
         # runs resumed at different positions cannot share lockstep updates: drive each position's group alone
-        for position in sorted({(r.pass_index, r.step) for r in pending}):
-            _drive([r for r in pending if (r.pass_index, r.step) == position], data, progress)
+        with stop_signals():
+            for position in sorted({(r.pass_index, r.step) for r in pending}):
+                _drive([r for r in pending if (r.pass_index, r.step) == position], data, progress)
     return [r if isinstance(r, dict) else json.loads(r.paths.summary.read_text()) for r in opened]
 
 
@@ -211,6 +226,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / cfg.batch_size)
     exit_at = int(os.environ.get(EXIT_AT_STEP_ENV, -1))
+    wait_at = int(os.environ.get(WAIT_AT_STEP_ENV, -1))
     for run in runs:
         run.started = time.perf_counter() - run.elapsed
     bar = tqdm(total=cfg.epochs * steps_per_pass * len(runs), unit="step", disable=not progress,
@@ -238,8 +254,10 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                 end = min(end, _next_multiple(step, warmup_block(cfg.warmup_updates)))
                 for run in live:
                     set_lr(run.optimizer, lr_for_pass(cfg, 0) * warmup_factor(step, cfg.warmup_updates))
-            if exit_at > pass_index * steps_per_pass + step:
-                end = min(end, exit_at - pass_index * steps_per_pass)
+            for hook_at in (exit_at, wait_at):
+                if hook_at > pass_index * steps_per_pass + step:
+                    end = min(end, hook_at - pass_index * steps_per_pass)
+            end = min(end, step + max(1, STOP_CHECK_PATTERNS // cfg.batch_size))
             engine.run_steps(live, step, end)
             bar.update((end - step) * len(live))
             step = end
@@ -251,12 +269,37 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                     run.save_checkpoint()
             if pass_index * steps_per_pass + step == exit_at:
                 os._exit(137)
+            if pass_index * steps_per_pass + step == wait_at:
+                _wait_for_stop_signal()
+            if stop_requested() and step < steps_per_pass:
+                _stop(live, bar)
         for run in list(live):
             if not _finish_pass(run, data, pass_index, steps_per_pass, progress):
                 live.remove(run)
+        if stop_requested() and pass_index + 1 < cfg.epochs:
+            _stop(live, bar)  # _finish_pass wrote the checkpoint
     bar.close()
     for run in live:
         _finish_run(run)
+
+
+def _wait_for_stop_signal(timeout_s: float = 60.0) -> None:
+    print(f"{WAIT_AT_STEP_ENV}: waiting for a stop signal", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + timeout_s
+    while not stop_requested() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _stop(runs: list[Run], bar) -> None:
+    """A stop signal arrived (repro/interrupt.py): checkpoint every run where it stands and raise Interrupted."""
+    bar.close()
+    for run in runs:
+        if run.step:  # at a pass boundary _finish_pass has just written it
+            run.save_checkpoint()
+    where = runs[0] if runs else None
+    position = f"pass {where.pass_index + 1}, update {where.step:,}" if where else "no run left"
+    raise Interrupted(f"{stop_requested()}: stopped at {position}; checkpoint written to "
+                      + ", ".join(str(r.paths.checkpoint) for r in runs))
 
 
 def _estimate_curvature(run: Run, pass_index: int, step: int) -> None:

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from repro.study.figures import make_all_figures
+from repro.study.figures import make_all_figures, make_fig6, training_size_points
 from repro.study.report import mean_ci, refresh_readme, reproduction_table, write_reports
 
 
@@ -33,7 +33,9 @@ def test_reproduction_table_and_readme_refresh(tmp_path):
     table = reproduction_table(results)
     assert "| paper | 0, 1 | 1.10 ± 1.27 | 1.00, 1.20 | 0.30 ± 1.27 | 0.95 / 0.35 | 3 |" in table
     assert "| paper_distortions | 0 | 0.90 | 0.90 | 0.50 | 0.8 / – | 3 |" in table
-    assert "modern" not in table
+    assert "modern" not in table and "first 15,000" not in table
+    write_run(results, "paper_n15000", 0, 1.5, 0.1)
+    assert "| paper, first 15,000 patterns | 0 | 1.50 |" in reproduction_table(results)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- reproduction-table:begin (lenet5 report) -->\nold\n"
                       "<!-- reproduction-table:end -->\noutro\n")
@@ -52,3 +54,19 @@ def test_all_figures_build_from_synthetic_results(tmp_path):
     assert [p.name for p in paths] == ["rbf_prototypes.png", "c3_table.png", "fig5_error_vs_pass.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert len(make_all_figures(tmp_path / "static", tmp_path / "none")) == 2
+
+
+def test_fig6_points_follow_the_training_size_folders(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "paper_final", 0, 1.0, 0.3)
+    write_run(results, "paper_final", 1, 1.2, 0.5)
+    write_run(results, "paper_n15000", 0, 2.0, 0.1)
+    write_run(results, "paper_distortions_n30000", 0, 1.4, 0.9)
+    points = training_size_points(results)
+    assert points[("paper", "test")][0] == (15_000, 2.0, pytest.approx(float("nan"), nan_ok=True))
+    size, mean, half = points[("paper", "test")][1]
+    assert (size, mean) == (60_000, pytest.approx(1.1)) and half == pytest.approx(mean_ci([1.0, 1.2])[1])
+    assert points[("paper", "training")][1][1] == pytest.approx(0.4)
+    assert points[("paper_distortions", "training")] == [(30_000, 0.9, pytest.approx(float("nan"), nan_ok=True))]
+    assert [p.name for p in make_fig6(tmp_path / "figures", results)] == ["fig6_error_vs_training_size.png"]
+    assert make_fig6(tmp_path / "none", tmp_path / "empty") == []

@@ -1,8 +1,9 @@
 """Every figure of the project, built by `lenet5 figures` from the code and from committed results only.
 
 Nothing here trains. Static figures: the RBF prototypes (cf. Fig. 3) and Table I. From results/: test and
-training error per pass of the reproduction runs (cf. Fig. 5); the paper preset's learned C1 kernels, confusion
-matrix and misclassified test digits (cf. Fig. 8); for each ablation grid, the deltas against its reference and
+training error per pass of the reproduction runs (cf. Fig. 5) and against the training-set size (cf. Fig. 6);
+the paper preset's learned C1 kernels, confusion matrix and misclassified test digits, and the distortion-trained
+network's misclassified test digits (cf. Fig. 8); for each ablation grid, the deltas against its reference and
 the test error per pass of every variant.
 """
 from __future__ import annotations
@@ -240,6 +241,60 @@ def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[
     return paths
 
 
+# the paper's values at 60,000 patterns (Sec. III-C), the only size it states in numbers: (preset, curve) -> %
+FIG6_PAPER_POINTS = {("paper", "test"): PAPER_TEST_ERROR_PCT, ("paper", "training"): PAPER_TRAIN_ERROR_PCT,
+                     ("paper_distortions", "test"): 0.8}
+
+
+def training_size_points(results: Path) -> dict[tuple[str, str], list[tuple[int, float, float]]]:
+    """{(preset, "test" | "training"): [(training patterns, mean error %, 95% half-width), ...]} over the finished
+    seeds of each Fig. 6 folder (repro/study/report.py), sizes with no finished run left out."""
+    from .report import FIG6_PRESETS, FIG6_SIZES, fig6_folder, finished_summaries
+    from .stats import mean_ci
+
+    points = {}
+    for preset in FIG6_PRESETS:
+        for size in FIG6_SIZES:
+            runs = finished_summaries(results, fig6_folder(preset, size))
+            if not runs:
+                continue
+            for curve, key in (("test", "final_test_error_pct"), ("training", "final_train_error_pct")):
+                points.setdefault((preset, curve), []).append((size, *mean_ci([r[key] for r in runs])))
+    return points
+
+
+def plot_error_vs_training_size(points: dict, path: Path) -> Path:
+    """Cf. Fig. 6: test and training error after the last pass against the number of training patterns, with and
+    without distortions; mean over seeds with 95% intervals, the paper's stated values as stars."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = {"paper": "C0", "paper_distortions": "C2"}
+    for (preset, curve), pts in sorted(points.items()):
+        sizes, means, halves = zip(*pts)
+        errs = [0 if h != h else h for h in halves]  # NaN (one seed): no bar
+        ax.errorbar(sizes, means, yerr=errs, fmt="-o" if curve == "test" else "--s", ms=4, capsize=3,
+                    color=colors[preset], label=f"{preset}: {curve}")
+        paper = FIG6_PAPER_POINTS.get((preset, curve))
+        if paper is not None:
+            ax.plot([60_000], [paper], "*", ms=12, color=colors[preset], mec="k",
+                    label=f"paper {preset}: {curve} {paper}%")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([15_000, 30_000, 60_000]))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training patterns (the first N of the 60,000)")
+    ax.set_ylabel("error after the last pass (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("cf. Fig. 6: error against training-set size")
+    return _save(fig, path)
+
+
+def make_fig6(out_dir: Path, results: Path) -> list[Path]:
+    points = training_size_points(results)
+    return [plot_error_vs_training_size(points, out_dir / "fig6_error_vs_training_size.png")] if points else []
+
+
 # Cf. the paper's Fig. 8: the misclassified test digits of the network trained with distortions.
 FIG8_RUN = Path("paper_distortions") / "seed0"
 
@@ -290,6 +345,7 @@ def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]
     groups = reproduction_runs(results)
     if groups:
         paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png"))
+    paths += make_fig6(out_dir, results)
     paths += make_showcase_figures(out_dir, results, data_root)
     paths += make_fig8(out_dir, results, data_root)
     paths += make_grid_figures(out_dir, results)

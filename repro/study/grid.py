@@ -11,16 +11,20 @@ whole line followed by fsync; a line cut short by a kill is detected on the next
 recorded again (from its run folder if it had finished, otherwise by resuming or redoing it).
 
 Runs go to a local process pool (`workers` processes of `threads` torch threads each, at most the machine's
-cores); workers=1 runs them in this process.
+cores); workers=1 runs them in this process. Ctrl-C or SIGTERM stops the grid cleanly: running runs write their
+checkpoints, no new run starts, no row is written for an unfinished run, and `Interrupted` is raised; the same
+command resumes.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +32,12 @@ from tqdm import tqdm
 
 from .. import atomic
 from ..config import ConfigError, RunConfig
+from ..errors import Interrupted
+from ..interrupt import install_for_process, stop_requested, stop_signals
 
 RUNS_FILE = "runs.jsonl"
 DONE = ("finished", "diverged")  # a re-run does not repeat these; 'failed' is retried
+INTERRUPTED = "interrupted"  # stopped by a signal, checkpointed: no row, a re-run resumes it
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,12 @@ def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
         if key not in _DATA_CACHE:
             _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root, train_size=train.train_size or None,
                                           evaluate_on=train.evaluate_on)
+        if stop_requested():  # the grid is stopping: do not start another run
+            return {"status": INTERRUPTED, "message": "not started"}
         return train_seeds(cell.config, [cell.seed], [cell.run_dir(out)], data_root, resume=True,
                            data=_DATA_CACHE[key], progress=False)[0]
+    except Interrupted as exc:
+        return {"status": INTERRUPTED, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - the grid records the failure and goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {"status": "failed", "message": last}
@@ -175,6 +186,9 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
                desc=grid.name, file=sys.stderr, dynamic_ncols=True)
 
     def record(cell: Cell, summary: dict) -> None:
+        if summary["status"] == INTERRUPTED:
+            interrupted.append(cell)
+            return
         row = _row(cell, summary, out)
         append_row(runs_file, row)
         rows.append(row)
@@ -182,23 +196,75 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
         if row["status"] != "finished":
             tqdm.write(f"{cell.variant} seed {cell.seed}: {row['status']}: {row['message']}", file=sys.stderr)
 
-    if workers == 1:
-        import torch
-
-        before = torch.get_num_threads()
-        try:
-            for cell in todo:
-                record(cell, run_cell(cell, out, data_root, threads))
-        finally:
-            torch.set_num_threads(before)  # run_cell set this process's thread count
-    elif todo:
-        import multiprocessing
-
-        # spawn, not fork: forking a process that already runs torch's thread pools can deadlock
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_cell, cell, out, data_root, threads): cell for cell in todo}
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+    interrupted: list[Cell] = []
+    with stop_signals():
+        if workers == 1:
+            _run_here(todo, record, out, data_root, threads)
+        elif todo:
+            _run_in_pool(todo, record, out, data_root, threads, workers)
     bar.close()
+    if interrupted:
+        started = [c for c in interrupted if c.run_dir(out).joinpath("checkpoint.pt").exists()]
+        raise Interrupted(f"{stop_requested() or 'stop'}: grid {grid.name} stopped with "
+                          f"{len(todo) - len(interrupted)} of {len(todo)} runs recorded in {runs_file}; "
+                          f"{len(started)} interrupted run(s) checkpointed in their folders")
     keys = {c.key for c in cells}
     return [r for r in rows if (r["variant"], r["seed"]) in keys]
+
+
+def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for cell in todo:
+            record(cell, run_cell(cell, out, data_root, threads))
+    finally:
+        torch.set_num_threads(before)  # run_cell set this process's thread count
+
+
+POLL_S = 0.5  # how often the driver looks for a stop signal while its workers train
+
+
+def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, workers: int) -> None:
+    """The cells on a process pool. A stop signal to this process is passed on to the workers, which checkpoint
+    their runs and start no other (repro/interrupt.py); the cells not started are cancelled."""
+    # spawn, not fork: forking a process that already runs torch's thread pools can deadlock
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=install_for_process) as pool:
+        futures = {pool.submit(run_cell, cell, out, data_root, threads): cell for cell in todo}
+        pending, forwarded = set(futures), False
+        while pending:
+            finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future.cancelled():
+                    record(futures[future], {"status": INTERRUPTED, "message": "not started"})
+                else:
+                    record(futures[future], future.result())
+            if stop_requested() and not forwarded:
+                forwarded = True
+                for future in pending:
+                    future.cancel()
+                for child in multiprocessing.active_children():
+                    os.kill(child.pid, signal.SIGINT)
+
+
+def cell_states(grid, seeds, out: Path) -> list[tuple[Cell, str]]:
+    """Each cell's state for `lenet5 grid --dry-run`: its row's status (finished, diverged, failed), 'partial'
+    with the passes done when its folder holds a checkpoint, else 'to do'."""
+    out = Path(out)
+    rows, _ = read_rows(out / RUNS_FILE)
+    status = {(r["variant"], r["seed"]): r["status"] for r in rows}
+    states = []
+    for cell in grid_cells(grid, seeds):
+        run_dir = cell.run_dir(out)
+        state = status.get(cell.key)
+        if state is None or state not in DONE:
+            if (run_dir / "checkpoint.pt").exists():
+                log = run_dir / "log.jsonl"
+                passes = len(log.read_text().splitlines()) if log.exists() else 0
+                state = f"partial ({passes}/{cell.config.train.epochs} passes)"
+            elif state is None:
+                state = "to do"
+        states.append((cell, state))
+    return states

@@ -1,0 +1,66 @@
+"""The project's errors and the exit code each gives on the command line (the README lists them: a test checks).
+
+Each error's message is one line that names the problem and the fix; `lenet5` prints it as
+`lenet5: error: <message>` and exits with the error's code, with no traceback.
+"""
+from __future__ import annotations
+
+
+class LeNet5Error(Exception):
+    """Base of the errors `lenet5` reports in one line."""
+
+    exit_code = 1
+
+
+class ConfigError(LeNet5Error, ValueError):
+    """A configuration or command line the project cannot run; the message names the key, the value and the fix."""
+
+    exit_code = 2
+
+
+class RunError(LeNet5Error, RuntimeError):
+    """A run that cannot start or continue (its folder, checkpoint or model file); the message says why and what
+    to do."""
+
+    exit_code = 5
+
+
+class DivergedError(RunError):
+    """A run whose training loss stopped being finite."""
+
+    exit_code = 3
+
+
+class DataError(LeNet5Error, RuntimeError):
+    """The data cannot be loaded; the message says which file and what to do."""
+
+    exit_code = 4
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM: the runs were checkpointed; the message says where. A KeyboardInterrupt, so
+    that code which catches Exception does not swallow it."""
+
+    exit_code = 130
+
+
+GRID_RUNS_FAILED = 6  # `lenet5 grid` finished, but some runs failed (their rows say why; rerunning retries them)
+
+# exit code -> meaning, for the README's table (tests/test_cli.py checks that the README lists each)
+EXIT_CODES = {
+    0: "success",
+    ConfigError.exit_code: "bad command line or config: unknown key or value, impossible combination, thread "
+                           "count outside 1..cores, `--set` syntax (argparse's own usage errors are 2 too)",
+    DivergedError.exit_code: "a run diverged (its loss is not finite); the last good checkpoint is kept",
+    DataError.exit_code: "data files missing or corrupt; the message names the paths and how to get them",
+    RunError.exit_code: "run folder, checkpoint or model file: --out not writable, already holds another run, "
+                        "unreadable or mismatched checkpoint or model.pt",
+    GRID_RUNS_FAILED: "`lenet5 grid` finished with failed runs (rerun the same command to retry them)",
+    Interrupted.exit_code: "interrupted by Ctrl-C or SIGTERM after writing a checkpoint; the message gives the "
+                           "command that resumes",
+}
+
+
+def exit_code_table() -> str:
+    """EXIT_CODES as the README's Markdown table."""
+    return "\n".join(["| exit code | meaning |", "|---|---|"] + [f"| {c} | {m} |" for c, m in EXIT_CODES.items()])

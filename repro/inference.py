@@ -1,0 +1,320 @@
+"""Using a trained LeNet-5: `lenet5 evaluate` (error, per-class error, confusion matrix) and `lenet5 predict`
+(the class of each image), and the library functions behind them.
+
+What model.pt holds. A finished run writes `<run folder>/model.pt` (repro/train.py, `_finish_run`) with
+torch.save: `{"model": LeNet5.state_dict(), "config": RunConfig.to_dict()}`, plain tensors and JSON-like values,
+so `torch.load(path, weights_only=True)` reads it. The config fixes the architecture (its `model` switches) and
+how the run was trained and measured (its `train` fields: `evaluate_on`, `train_size`, the loss's `map_j`).
+
+From Python:
+
+    import torch
+    from repro.components import INPUTS
+    from repro.inference import load_model
+    model, config = load_model("results/paper_final/seed0")  # a run folder or its model.pt; eval mode, CPU
+    with torch.no_grad():  # images_uint8: uint8 (N, 28, 28), e.g. repro.data.load_raw(split="test")[0]
+        outputs = model(INPUTS[config.model.input].preprocess(images_uint8))
+    labels = model.predict(outputs)  # or, all in one: repro.inference.predict_images(model, config, images_uint8)
+
+Preprocessing a caller must apply: the model takes MNIST-like images, uint8 (N, 28, 28), the digit light (255)
+on a dark (0) background and centred in the 28x28 field as MNIST's are (size-normalised to 20x20 and centred by
+centre of mass, Sec. III-A), passed through `repro.components.INPUTS[config.model.input].preprocess`. For
+input=32 (the paper's) that pads the field with 2 pixels of background to 32x32 and maps 0..255 linearly onto
+[-0.1, 1.175], background -0.1 and ink 1.175 (Sec. II-B); input=28 (the modern preset's) scales to [0, 1].
+
+What the outputs mean: (N, 10), one column per digit 0-9. head=rbf (the paper's): the Euclidean RBF units'
+penalties y_i = sum_j (x_j - w_ij)^2 (Eq. 7), the squared distance of F6's output to class i's fixed prototype;
+lower is better and the class is the argmin (`model.predict`). head=linear: logits; softmax gives probabilities
+and the class is the argmax.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .components import HEADS, INPUTS
+from .config import RunConfig
+from .data import IDX_MAGIC, load_mnist, load_raw, preprocess
+from .errors import ConfigError, DataError, LeNet5Error, RunError
+from .model import LeNet5
+from .train import RunPaths, evaluate
+
+SPLITS = ("test", "validation", "train")
+INVERT_CHOICES = ("auto", "yes", "no")
+MNIST_SIZE = 28
+# An IDX entry is FILE:INDEX where FILE is an IDX file, by its usual names (t10k-images-idx3-ubyte,
+# train-images.idx3-ubyte, digits.idx), optionally gzipped as MNIST is distributed.
+IDX_ENTRY = re.compile(r"^(?P<file>.+(?:-ubyte|\.idx\d?)(?:\.gz)?)(?::(?P<index>[^:]*))?$")
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip()
+    # torch's weights-only refusal is a page of advice; its cause is the first line after this marker
+    _, marker, cause = text.partition("WeightsUnpickler error:")
+    if marker and cause.strip():
+        text = "weights-only unpickler: " + cause.strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def model_file(path: str | Path) -> Path:
+    """The model.pt that `path` names: the file itself, or the one in a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        paths = RunPaths(path)
+        if paths.model.is_file():
+            return paths.model
+        if paths.checkpoint.is_file() or paths.config.is_file():
+            raise RunError(f"{path} holds no model.pt: the run has not finished (model.pt is written after its "
+                           f"last pass); finish it with `lenet5 train --resume --out {path}`, or pass a finished "
+                           f"run's folder")
+        inside = next(iter(sorted(path.glob("*/model.pt"))), None)
+        example = f" such as {inside.parent}" if inside else ""
+        raise RunError(f"{path} is not a run folder (it holds no model.pt); pass a finished run's folder{example}, "
+                       f"or its model.pt")
+    if not path.is_file():
+        raise RunError(f"{path} does not exist; pass a run folder with model.pt or the model.pt a finished run "
+                       f"wrote")
+    return path
+
+
+def load_model(path: str | Path) -> tuple[LeNet5, RunConfig]:
+    """The LeNet5 (in eval mode, on the CPU) and RunConfig saved in a model.pt or a run folder holding one."""
+    file = model_file(path)
+    advice = "pass a run folder with model.pt or the model.pt a finished run wrote"
+    try:
+        # weights_only: a model.pt is tensors and plain values, so nothing in it needs to run code to load
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever torch cannot read gets the same advice
+        raise RunError(f"{file} is not a lenet5 model.pt ({_first_line(exc)}); {advice}") from None
+    missing = [key for key in ("model", "config") if not (isinstance(saved, dict) and key in saved)]
+    if missing:
+        what = "a training checkpoint" if isinstance(saved, dict) and "optimizer" in saved else "not a lenet5 model.pt"
+        raise RunError(f"{file} is {what} (no {missing[0]!r} entry); {advice}")
+    try:
+        config = RunConfig.from_dict(saved["config"])
+        model = LeNet5(config.model)
+        model.load_state_dict(saved["model"])
+    except (LeNet5Error, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        raise RunError(f"{file} holds weights that do not fit its own config ({_first_line(exc)}); {advice}") \
+            from None
+    return model.eval(), config
+
+
+def default_split(config: RunConfig) -> str:
+    """The split the run itself reported as its "test" error (summary.json's final_test_error_pct)."""
+    return "validation" if config.train.evaluate_on == "validation" else "test"
+
+
+def split_data(config: RunConfig, split: str, data_root=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's inputs and the labels of one split, as training saw them: validation is the last 10,000
+    training patterns; train is the training set the run used (without the validation split if it held one
+    out, and its first `train_size` patterns)."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    mode = config.model.input
+    if split == "test":  # read only the test files (load_mnist would read and preprocess the training set too)
+        images, labels = load_raw(data_root, "test")
+        return preprocess(images, mode), labels
+    if split == "validation":
+        data = load_mnist(mode, data_root, evaluate_on="validation")
+        return data.test_x, data.test_y
+    data = load_mnist(mode, data_root, train_size=config.train.train_size or None,
+                      evaluate_on=config.train.evaluate_on)
+    return data.train_x, data.train_y
+
+
+def evaluate_model(model: LeNet5, config: RunConfig, split: str | None = None, data_root=None) -> dict:
+    """Error rate on one split (default: `default_split(config)`, so that it equals the run's summary.json).
+
+    Returns {"split", "patterns", "errors", "error_pct", "loss", "per_class_error_pct" (10 values, None for a
+    class absent from the split), "confusion" (10x10 counts, rows the true class, columns the predicted one),
+    "predictions", "labels", "misclassified" (indices into the split)}."""
+    split = split or default_split(config)
+    x, y = split_data(config, split, data_root)
+    result = evaluate(model, x, y, config.loss, config.train.map_j)
+    predicted = result["predictions"]
+    confusion = torch.bincount(y * 10 + predicted, minlength=100).view(10, 10)
+    per_class = 100.0 * (1.0 - confusion.diag().double() / confusion.sum(1).double())
+    return {"split": split, "patterns": len(y), "errors": int((predicted != y).sum()),
+            "error_pct": result["error_pct"], "loss": result["loss"],
+            "per_class_error_pct": [None if math.isnan(e) else e for e in per_class.tolist()],
+            "confusion": confusion.tolist(), "predictions": predicted.tolist(), "labels": y.tolist(),
+            "misclassified": (predicted != y).nonzero().flatten().tolist()}
+
+
+def _read_idx_entry(file: Path, index_text: str | None) -> torch.Tensor:
+    """Image `index` of an IDX images file (MNIST's format: big-endian magic 0x00000803, N, rows, cols, then
+    N*rows*cols bytes), gzipped or not, reading only that image."""
+    if index_text is None or not re.fullmatch(r"-?\d+", index_text):
+        raise DataError(f"{file} is an IDX file; name one of its images as {file}:INDEX (e.g. {file}:0)")
+    index = int(index_text)
+    opener = gzip.open if file.suffix == ".gz" else open
+    try:
+        with opener(file, "rb") as f:
+            header = f.read(16)
+            fields = [int.from_bytes(header[i:i + 4], "big") for i in range(0, len(header) - 3, 4)]
+            if len(fields) < 4 or fields[0] != IDX_MAGIC["images"]:
+                raise DataError(f"{file} is not an IDX images file (bad magic number or header); pass an images "
+                                f"file such as t10k-images-idx3-ubyte")
+            count, rows, cols = fields[1:]
+            if not 0 <= index < count:
+                raise DataError(f"image index {index} is out of range for {file}, which holds {count:,} images; "
+                                f"use an index in 0..{count - 1}")
+            f.seek(16 + index * rows * cols)
+            data = f.read(rows * cols)
+    except (OSError, EOFError) as exc:  # a missing file, or a damaged gzip stream
+        raise DataError(f"cannot read {file} ({_first_line(exc)}); check the path, or replace the file") from None
+    if len(data) < rows * cols:
+        raise DataError(f"{file} is truncated before image {index}; replace it with a fresh copy")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(rows, cols)
+
+
+def _read_picture(file: Path) -> torch.Tensor:
+    """A PNG/JPEG/... as 8-bit grayscale at its own size; transparency is laid over white (drawing programs
+    leave the canvas transparent and the ink dark)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not file.is_file():
+        raise DataError(f"image {file} does not exist; check the path (an IDX image is named FILE-ubyte:INDEX)")
+    try:
+        with Image.open(file) as img:
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
+            gray = img.convert("L")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {file} ({_first_line(exc)}); pass a PNG or JPEG file, or an IDX "
+                        f"entry FILE-ubyte:INDEX") from None
+    return torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(gray.height, gray.width)
+
+
+def needs_inversion(image: torch.Tensor) -> bool:
+    """The `auto` rule: MNIST's digits are light on a dark background, so an image whose one-pixel border is
+    mostly light (more than half its pixels at 128 or above) is taken to be dark on light and is inverted."""
+    border = torch.cat([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+    return bool((border >= 128).double().mean() > 0.5)
+
+
+def read_image(spec: str, invert: str = "auto") -> torch.Tensor:
+    """One image as MNIST's test images are: uint8 (28, 28), the digit light on a dark background.
+
+    `spec` is an image file that PIL reads (PNG, JPEG, ...), or an IDX entry FILE:INDEX, where FILE is an IDX
+    images file (its name ending in -ubyte or .idx, or either with .gz), e.g.
+    $LENET5_DATA/MNIST/raw/t10k-images-idx3-ubyte:0 for the first test digit.
+    Colour is converted to 8-bit grayscale. invert: "auto" inverts an image whose border is mostly light
+    (`needs_inversion`), "yes" always, "no" never. An image that is not 28x28 is scaled (aspect kept, Lanczos)
+    to fit 28x28 and padded with background; MNIST's digits fill a 20x20 box centred in that field (Sec. III-A),
+    so crop a photo or scan to the digit with a small margin first, or expect worse predictions."""
+    from PIL import Image, ImageOps
+
+    if invert not in INVERT_CHOICES:
+        raise ConfigError(f"invalid value {invert!r} for invert; valid choices: {', '.join(INVERT_CHOICES)}")
+    entry = IDX_ENTRY.match(spec)
+    image = _read_idx_entry(Path(entry["file"]), entry["index"]) if entry else _read_picture(Path(spec))
+    if invert == "yes" or (invert == "auto" and needs_inversion(image)):
+        image = 255 - image
+    if image.shape != (MNIST_SIZE, MNIST_SIZE):
+        fitted = ImageOps.pad(Image.fromarray(image.numpy()), (MNIST_SIZE, MNIST_SIZE), Image.Resampling.LANCZOS,
+                              color=0)
+        image = torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(MNIST_SIZE, MNIST_SIZE)
+    return image
+
+
+@torch.no_grad()
+def predict_images(model: LeNet5, config: RunConfig, images_uint8: torch.Tensor) -> list[dict]:
+    """Per image of uint8 (N, 28, 28) (or one (28, 28)): {"predicted": class, and "penalties" (head=rbf: the ten
+    RBF penalties of Eq. 7, lower is better) or "probabilities" (head=linear: softmax of the ten logits)}."""
+    images = images_uint8.reshape(-1, MNIST_SIZE, MNIST_SIZE)
+    model.eval()
+    outputs = model(INPUTS[config.model.input].preprocess(images))
+    predicted = model.predict(outputs).tolist()
+    if HEADS[config.model.head].lower_is_better:
+        key, values = "penalties", outputs
+    else:
+        key, values = "probabilities", outputs.softmax(dim=1)
+    return [{"predicted": p, key: v} for p, v in zip(predicted, values.tolist())]
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+def _summary_error_pct(file: Path, config: RunConfig) -> float | None:
+    """final_test_error_pct of the summary.json beside model.pt, if that summary is of this model's run."""
+    path = RunPaths(file.parent).summary
+    try:
+        summary = json.loads(path.read_text())
+        same_run = RunConfig.from_dict(summary["config"]) == config
+        return summary["final_test_error_pct"] if same_run else None
+    except (OSError, ValueError, KeyError, TypeError, LeNet5Error):  # no summary, or not one we can trust
+        return None
+
+
+def cmd_evaluate(args) -> int:
+    """`lenet5 evaluate RUN_DIR_OR_MODEL`: error, per-class error and confusion matrix on one split."""
+    file = model_file(args.model)
+    model, config = load_model(file)
+    result = evaluate_model(model, config, args.split, args.data_root)
+    reported = _summary_error_pct(file, config) if result["split"] == default_split(config) else None
+    if reported is not None:
+        result["summary_error_pct"] = reported
+        result["equals_summary"] = math.isclose(result["error_pct"], reported, rel_tol=0, abs_tol=1e-9)
+    if args.json:
+        shown = {k: v for k, v in result.items() if k not in ("predictions", "labels")}
+        print(json.dumps({"model": str(file), "config": config.to_dict(), **shown}))
+        return 0
+    m = config.model
+    print(f"model: {file} (head={m.head}, input={m.input}, activation={m.activation}, c3={m.c3})")
+    print(f"{result['split']} split: {result['errors']:,} of {result['patterns']:,} patterns misclassified, "
+          f"error {result['error_pct']:.2f}%")
+    if reported is not None:
+        verdict = "equal" if result["equals_summary"] else "DIFFERENT"
+        print(f"summary.json final_test_error_pct {reported:.2f}%: {verdict}")
+    per_class = pd.DataFrame([result["per_class_error_pct"]], index=["error %"], columns=range(10))
+    print("per-class error (true class):\n" + per_class.to_string(float_format="{:.2f}".format, na_rep="-"))
+    confusion = pd.DataFrame(result["confusion"], index=pd.Index(range(10), name="true"),
+                             columns=pd.Index(range(10), name="predicted"))
+    print("confusion matrix (rows: true class, columns: predicted class):\n" + confusion.to_string())
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """`lenet5 predict MODEL IMAGE...`: one line per image with its class and the ten outputs."""
+    model, config = load_model(args.model)
+    images = torch.stack([read_image(spec, args.invert) for spec in args.images])
+    rows = predict_images(model, config, images)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "head": config.model.head,
+                          "images": [{"image": spec, **row} for spec, row in zip(args.images, rows)]}))
+        return 0
+    key = "penalties" if "penalties" in rows[0] else "probabilities"
+    meaning = "RBF penalties (Eq. 7): lower is better" if key == "penalties" else "softmax probabilities"
+    width = max(len("image"), *(len(spec) for spec in args.images))
+    print(f"{'image':<{width}}  class  " + " ".join(f"{d:>8}" for d in range(10)) + f"   ({meaning})")
+    for spec, row in zip(args.images, rows):
+        print(f"{spec:<{width}}  {row['predicted']:>5}  " + " ".join(f"{v:>8.3g}" for v in row[key]))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add `evaluate` and `predict` to an argparse subparsers object (`lenet5`'s)."""
+    p = sub.add_parser("evaluate", help="error, per-class error and confusion matrix of a trained model")
+    p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a finished run's folder, or its model.pt")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="where to measure (default: the split the run reported, test or validation)")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images (PNG/JPEG, or IDX entries FILE-ubyte:INDEX)")
+    p.add_argument("model", metavar="MODEL", help="a finished run's folder, or its model.pt")
+    p.add_argument("images", metavar="IMAGE", nargs="+",
+                   help="image files, or IDX entries such as data/MNIST/raw/t10k-images-idx3-ubyte:0")
+    p.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
+                   help="auto (default): invert images whose border is mostly light, as MNIST's digits are light "
+                        "on dark; yes; no")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    p.set_defaults(func=cmd_predict)

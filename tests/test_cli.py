@@ -1,0 +1,211 @@
+"""The command line as a user meets it: real processes, real signals, real files. Ctrl-C and SIGTERM stop
+cleanly and resume bit for bit; every bad input is one line with its documented exit code."""
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.errors import EXIT_CODES, ConfigError, DataError, DivergedError, Interrupted, RunError, exit_code_table
+from repro.train import WAIT_AT_STEP_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["epochs=2", "hessian_samples=8", "checkpoint_every=5"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def lenet5(*args, env_extra=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "repro", *args], capture_output=True, text=True,
+                          env={**ENV, **(env_extra or {})}, **kwargs)
+
+
+def start(argv, env_extra=None):
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**ENV, **(env_extra or {})})
+
+
+def wait_for_lines(proc, marker: str, count: int) -> list[str]:
+    """Read the process's stderr until `count` lines contain `marker` (the training loop's wait hook)."""
+    seen, lines = 0, []
+    while seen < count:
+        line = proc.stderr.readline()
+        assert line, f"process ended before {marker!r}: {''.join(lines)}"
+        lines.append(line)
+        seen += marker in line
+    return lines
+
+
+def same_run(a: Path, b: Path) -> None:
+    ma, mb = torch.load(a / "model.pt")["model"], torch.load(b / "model.pt")["model"]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+
+    def log(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_s"}
+                for line in (path / "log.jsonl").read_text().splitlines()]
+    assert log(a) == log(b)
+
+
+@pytest.mark.parametrize("sig, seeds, extra", [
+    # Ctrl-C inside pass 2, between two checkpoints and between two re-estimates of h, with distortions
+    (signal.SIGINT, [], ["hessian_every=7", "distortions=affine"]),
+    # SIGTERM to a lockstep run of two seeds on the online engine, inside pass 1's warm-up
+    (signal.SIGTERM, ["--seeds", "0", "1"], ["engine=online", "warmup_updates=20"]),
+])
+def test_a_signal_checkpoints_and_the_printed_command_resumes_bit_for_bit(tiny_mnist, tmp_path, sig, seeds,
+                                                                          extra):
+    config = ["--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY, *extra, *seeds]
+    whole = lenet5("train", *config, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    stop_at = 44 if sig == signal.SIGINT else 13  # global update: pass 2 step 12 / pass 1 step 13 (32 per pass)
+    proc = start([sys.executable, "-m", "repro", "train", *config, "--out", str(tmp_path / "cut")],
+                 {WAIT_AT_STEP_ENV: str(stop_at)})
+    wait_for_lines(proc, WAIT_AT_STEP_ENV, 1)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"lenet5: interrupted: {sig.name}: stopped at pass {stop_at // 32 + 1}, "
+                           f"update {stop_at % 32}; checkpoint written to"), last
+    command = shlex.split(last.split("resume with: ")[1])
+    assert command[0] == "lenet5" and "--resume" in command
+    for run in ([tmp_path / "cut"] if not seeds else [tmp_path / "cut" / "seed0", tmp_path / "cut" / "seed1"]):
+        assert (run / "checkpoint.pt").exists() and not (run / "summary.json").exists()
+    resumed = lenet5(*command[1:])
+    assert resumed.returncode == 0, resumed.stderr
+    for sub in ([""] if not seeds else ["seed0", "seed1"]):
+        same_run(tmp_path / "whole" / sub, tmp_path / "cut" / sub)
+
+
+GRID_SCRIPT = """
+import sys
+from repro import cli
+from repro.config import run_config
+from repro.study import grids
+
+def config(**swap):
+    return run_config("paper", dict(epochs=2, batch_size=16, hessian_samples=8, **swap))
+
+grids.GRIDS["tiny"] = grids.Grid("tiny", "paper", "a test grid", (
+    grids.Variant("paper", None, None, config()), grids.Variant("c3=full", "c3", "full", config(c3="full")),
+    grids.Variant("pooling=max", "pooling", "max", config(pooling="max"))))
+if __name__ == "__main__":  # the pool's spawned workers import this file too
+    sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_to_the_grid_driver_stops_its_workers_and_the_rerun_completes_exactly(tiny_mnist, tmp_path):
+    args = ["grid", "tiny", "--seeds", "0", "--workers", "2", "--quiet", "--data-root", str(tiny_mnist)]
+    script = tmp_path / "grid_cli.py"
+    script.write_text(GRID_SCRIPT)
+    # each worker waits inside pass 2 of its first run; the third run has not started
+    proc = start([sys.executable, str(script), *args, "--out", str(tmp_path / "cut")], {WAIT_AT_STEP_ENV: "3"})
+    wait_for_lines(proc, WAIT_AT_STEP_ENV, 2)
+    proc.send_signal(signal.SIGTERM)  # to the driver alone, as a batch system or `kill` sends it
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert re.match(r"lenet5: interrupted: SIGTERM: grid tiny stopped with 0 of 3 runs recorded in .*; "
+                    r"2 interrupted run\(s\) checkpointed in their folders; resume with: lenet5 grid tiny", last), last
+    assert not (tmp_path / "cut" / "runs.jsonl").exists() or not (tmp_path / "cut" / "runs.jsonl").read_text()
+    dry = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "cut"), "--dry-run"],
+                         capture_output=True, text=True, env=ENV)
+    assert dry.stdout.count("partial (1/2 passes)") == 2 and dry.stdout.count(": to do") == 1, dry.stdout
+    command = shlex.split(last.split("resume with: ")[1])
+    rerun = subprocess.run([sys.executable, str(script), *command[1:]], capture_output=True, text=True, env=ENV)
+    assert rerun.returncode == 0, rerun.stderr
+    fresh = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "fresh")],
+                           capture_output=True, text=True, env=ENV)
+    assert fresh.returncode == 0, fresh.stderr
+
+    def rows(out):
+        return {r["variant"]: r for r in map(json.loads, (out / "runs.jsonl").read_text().splitlines())}
+    cut, whole = rows(tmp_path / "cut"), rows(tmp_path / "fresh")
+    assert sorted(cut) == sorted(whole) == ["c3=full", "paper", "pooling=max"]
+    for variant, row in whole.items():
+        assert cut[variant]["final_test_error_pct"] == row["final_test_error_pct"]
+        same_run(tmp_path / "cut" / row["run_dir"], tmp_path / "fresh" / row["run_dir"])
+    dry = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "cut"), "--dry-run"],
+                         capture_output=True, text=True, env=ENV)
+    assert dry.stdout.count(": finished") == 3 and "0 to run or resume" in dry.stdout
+
+
+def one_line_error(result, code: int, *fragments: str) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 1 and lines[-1].startswith("lenet5: error: ")
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+    return lines[-1]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--threads", "-1"], "-1 is outside 1.."),
+    (["train", "--threads", "9999"], "9999 is outside 1.."),
+    (["grid", "one_at_a_time", "--threads", "0"], "0 is outside 1.."),
+    (["grid", "one_at_a_time", "--workers", "0"], "'0' is not a positive integer"),
+    (["bench", "--threads", "0"], "0 is outside 1.."),
+    (["counts", "--set", "c3"], "'c3' is not of the form key=value"),
+    (["counts", "--set", "c3=full", "nokey=1"], "unknown config key 'nokey'"),
+    (["counts", "--set", "c3=diagonal"], "c3"),
+    (["train", "--preset", "nosuch"], "invalid choice: 'nosuch'"),
+])
+def test_bad_command_lines_are_one_line_with_exit_code_2(args, fragment):
+    one_line_error(lenet5(*args), ConfigError.exit_code, fragment)
+
+
+def test_set_takes_several_pairs_at_once():
+    result = lenet5("counts", "--set", "c3=full", "activation=relu", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["c3"] == "full"
+
+
+def test_run_folder_errors_are_one_line_with_exit_code_5(tiny_mnist, tmp_path):
+    base = ["train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY]
+    (tmp_path / "a_file").write_text("")
+    one_line_error(lenet5(*base, "--out", str(tmp_path / "a_file" / "run")), RunError.exit_code,
+                   "cannot write the run folder", "choose a writable --out")
+    run = tmp_path / "run"
+    assert lenet5(*base, "--out", str(run)).returncode == 0
+    one_line_error(lenet5(*base, "--out", str(run)), RunError.exit_code, "already holds a run; pass --resume")
+    (run / "summary.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    one_line_error(lenet5(*base, "--out", str(run), "--resume"), RunError.exit_code,
+                   f"cannot resume from {run / 'checkpoint.pt'}", "delete it to train this run again")
+
+
+def test_resume_takes_the_config_from_the_run_folder(tiny_mnist, tmp_path):
+    run = tmp_path / "run"
+    first = lenet5("train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY, "c3=full",
+                   "--out", str(run), env_extra={"LENET5_TEST_EXIT_AT_STEP": "40"})
+    assert first.returncode == 137
+    refused = lenet5("train", "--data-root", str(tiny_mnist), "--out", str(run), "--resume", "--set", "c3=table")
+    one_line_error(refused, ConfigError.exit_code, "has c3=full, but this command asks for c3=table",
+                   "drop the --preset/--set that differ")
+    refused = lenet5("train", "--data-root", str(tiny_mnist), "--out", str(run), "--resume", "--preset", "modern")
+    one_line_error(refused, ConfigError.exit_code, "but this command asks for")
+    resumed = lenet5("train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--out", str(run),
+                     "--resume", "--set", "c3=full")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "summary.json").read_text())["config"]["model"]["c3"] == "full"
+
+
+def test_missing_data_is_one_line_with_exit_code_4(tmp_path):
+    result = lenet5("train", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
+    one_line_error(result, DataError.exit_code, "MNIST")
+
+
+def test_readme_lists_every_exit_code():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- exit-codes:begin -->\n")[1].split("<!-- exit-codes:end -->")[0]
+    assert table.strip() == exit_code_table()  # paste exit_code_table()'s output when a code changes
+    listed = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
+    codes = [ConfigError.exit_code, DivergedError.exit_code, DataError.exit_code, RunError.exit_code,
+             Interrupted.exit_code]
+    assert listed == set(EXIT_CODES) >= set(codes) and len(set(codes)) == len(codes)
