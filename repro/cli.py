@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import PRESETS, ConfigError, apply_overrides, config_differences, model_config, parse_overrides, \
     run_config
-from .errors import Interrupted, LeNet5Error
+from .errors import DivergedError, Interrupted, LeNet5Error
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -124,11 +124,11 @@ def cmd_train(args) -> int:
         if summary["status"] != "finished":
             print(f"lenet5: error: {summary['message']}", file=sys.stderr)
             continue
-        print(f"finished: {summary['passes']} passes, test error {summary['final_test_error_pct']:.2f}% (best "
+        passes = f"{summary['passes']} pass{'es' if summary['passes'] != 1 else ''}"
+        where = "validation" if summary["config"]["train"].get("evaluate_on") == "validation" else "test"
+        print(f"finished: {passes}, {where} error {summary['final_test_error_pct']:.2f}% (best "
               f"{summary['best_test_error_pct']:.2f}%), train error {summary['final_train_error_pct']:.2f}%, "
               f"{summary['wall_s']:.0f} s; results in {run_dir}")
-    from .errors import DivergedError
-
     return 0 if all(s["status"] == "finished" for s in summaries) else DivergedError.exit_code
 
 
@@ -151,7 +151,7 @@ def cmd_grid(args) -> int:
     from .errors import GRID_RUNS_FAILED
     from .study.grids import DEFAULT_SEEDS, GRIDS
 
-    from .study.grid import cell_states, grid_cells, run_grid
+    from .study.grid import cell_states, grid_cells, reuse_sources, run_grid
 
     grid = GRIDS[args.name]
     seeds = args.seeds or list(DEFAULT_SEEDS)
@@ -170,7 +170,8 @@ def cmd_grid(args) -> int:
               f"in {out}")
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
-    rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet)
+    rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet,
+                    reuse=reuse_sources(out))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
           f"of {len(grid_cells(grid, seeds))}; rows in {out / 'runs.jsonl'}")

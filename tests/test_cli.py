@@ -51,6 +51,7 @@ def same_run(a: Path, b: Path) -> None:
     assert log(a) == log(b)
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("sig, seeds, extra", [
     # Ctrl-C inside pass 2, between two checkpoints and between two re-estimates of h, with distortions
     (signal.SIGINT, [], ["hessian_every=7", "distortions=affine"]),
@@ -99,6 +100,7 @@ if __name__ == "__main__":  # the pool's spawned workers import this file too
 """
 
 
+@pytest.mark.slow  # real processes
 def test_sigterm_to_the_grid_driver_stops_its_workers_and_the_rerun_completes_exactly(tiny_mnist, tmp_path):
     args = ["grid", "tiny", "--seeds", "0", "--workers", "2", "--quiet", "--data-root", str(tiny_mnist)]
     script = tmp_path / "grid_cli.py"
@@ -145,6 +147,7 @@ def one_line_error(result, code: int, *fragments: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("args, fragment", [
     (["train", "--threads", "-1"], "-1 is outside 1.."),
     (["train", "--threads", "9999"], "9999 is outside 1.."),
@@ -160,12 +163,14 @@ def test_bad_command_lines_are_one_line_with_exit_code_2(args, fragment):
     one_line_error(lenet5(*args), ConfigError.exit_code, fragment)
 
 
+@pytest.mark.slow  # real processes
 def test_set_takes_several_pairs_at_once():
     result = lenet5("counts", "--set", "c3=full", "activation=relu", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["config"]["c3"] == "full"
 
 
+@pytest.mark.slow  # real processes
 def test_run_folder_errors_are_one_line_with_exit_code_5(tiny_mnist, tmp_path):
     base = ["train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY]
     (tmp_path / "a_file").write_text("")
@@ -180,6 +185,7 @@ def test_run_folder_errors_are_one_line_with_exit_code_5(tiny_mnist, tmp_path):
                    f"cannot resume from {run / 'checkpoint.pt'}", "delete it to train this run again")
 
 
+@pytest.mark.slow  # real processes
 def test_resume_takes_the_config_from_the_run_folder(tiny_mnist, tmp_path):
     run = tmp_path / "run"
     first = lenet5("train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY, "c3=full",
@@ -196,6 +202,7 @@ def test_resume_takes_the_config_from_the_run_folder(tiny_mnist, tmp_path):
     assert json.loads((run / "summary.json").read_text())["config"]["model"]["c3"] == "full"
 
 
+@pytest.mark.slow  # real processes
 def test_missing_data_is_one_line_with_exit_code_4(tmp_path):
     result = lenet5("train", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
     one_line_error(result, DataError.exit_code, "MNIST")
@@ -209,3 +216,19 @@ def test_readme_lists_every_exit_code():
     codes = [ConfigError.exit_code, DivergedError.exit_code, DataError.exit_code, RunError.exit_code,
              Interrupted.exit_code]
     assert listed == set(EXIT_CODES) >= set(codes) and len(set(codes)) == len(codes)
+
+
+@pytest.mark.slow  # real processes
+def test_evaluate_and_predict_as_commands(real_data_root):
+    run = ROOT / "results" / "paper_final" / "seed0"
+    result = lenet5("evaluate", str(run), "--json", "--data-root", str(real_data_root))
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["error_pct"] == json.loads((run / "summary.json").read_text())["final_test_error_pct"]
+    assert measured["equals_summary"] is True
+    digits = [f"{real_data_root}/MNIST/raw/t10k-images-idx3-ubyte:{i}" for i in range(3)]
+    result = lenet5("predict", str(run / "model.pt"), *digits)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines()[1:]] == ["7", "2", "1"]  # the labels
+    one_line_error(lenet5("predict", str(run.parent / "nosuch"), digits[0]), RunError.exit_code, "does not exist")
+    one_line_error(lenet5("predict", str(run), digits[0][:-1] + "99999"), DataError.exit_code, "out of range")

@@ -3,19 +3,20 @@ import dataclasses
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from scipy import stats as scipy_stats
 
 from repro.cli import main
-from repro.config import ConfigError, run_config
+from repro.config import ConfigError, config_differences, run_config
 from repro.study import grid as grid_module
 from repro.study.ablation import ablation_table, table_markdown
 from repro.study.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix,
                                  plot_misclassified)
 from repro.study.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
-from repro.study.grids import (COMPONENTS, GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS, Grid,
+from repro.study.grids import (COMPONENTS, GRIDS, LADDER, PROTOCOLS, SDLM_ETA_BY_LOSS, STEP_SIZES, Grid,
                                Variant)
 from repro.study.report import ablation_markers, write_reports
 from repro.study.stats import mcnemar, paired_delta
@@ -23,41 +24,82 @@ from repro.study.stats import mcnemar, paired_delta
 # ---------------------------------------------------------------- declarations
 
 
-@pytest.mark.parametrize("name", sorted(GRIDS))
+SWAP_GRIDS = sorted(name for name in GRIDS if name != "ladder")
+
+
+def allowed_differences(v, protocol) -> set:
+    """The fields a swap may change: its component, plus the optimizer's own settings and, under SDLM, the
+    loss's eta for the head (repro/study/grids.py)."""
+    allowed = {v.component}
+    if v.component == "optimizer":
+        allowed |= set(protocol.optimizer_settings[v.value]) | {"lr"}
+    if v.component == "head" and v.config.train.optimizer == "sdlm":
+        allowed |= {"lr"}
+    return allowed
+
+
+@pytest.mark.parametrize("name", SWAP_GRIDS)
 def test_each_variant_differs_from_the_reference_in_exactly_one_component(name):
     grid = GRIDS[name]
     reference = grid.reference.config.flat()
-    assert grid.reference.component is None
-    assert {v.component for v in grid.variants[1:]} == set(COMPONENTS)
-    for v in grid.variants[1:]:
+    assert grid.reference.component is None and grid.reference.baseline is None
+    pure = [v for v in grid.variants[1:] if not v.own_lr]
+    assert [v.component for v in pure] == list(COMPONENTS)
+    for v in pure:
         diff = {k for k, value in v.config.flat().items() if reference[k] != value}
-        # the optimizer carries its own step size and schedule, the head its loss and (under SDLM) that loss's
-        # eta; every other component is one field
-        allowed = {v.component}
-        if v.component == "optimizer":
-            allowed |= set(OPTIMIZER_SETTINGS[v.value]) | {"lr"}
-        if v.component == "head" and v.config.train.optimizer == "sdlm":
-            allowed |= {"lr"}
-        assert v.component in diff and diff <= allowed, (v.name, diff)
+        assert v.component in diff and diff <= allowed_differences(v, PROTOCOLS[grid.protocol]), (v.name, diff)
         assert v.config.flat()[v.component] == v.value, (v.name, v.config.flat()[v.component])
+        assert v.baseline == grid.reference.name
 
 
-def test_grids_start_from_their_presets_under_the_grid_protocol():
-    one, leave = GRIDS["one_at_a_time"], GRIDS["leave_one_in"]
-    assert one.reference.config.model == run_config("paper").model
-    assert leave.reference.config.model == run_config("modern").model
-    for grid, era in ((one, 1), (leave, 0)):
-        assert [v.value for v in grid.variants[1:]] == [values[era] for values in COMPONENTS.values()]
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_a_variant_at_its_own_step_size_differs_from_its_pure_swap_in_lr_only(name):
+    grid = GRIDS[name]
+    for v in grid.variants:
+        if v.own_lr:
+            pure = grid.variant(v.name.split("@lr=")[0])
+            assert config_differences(pure.config, v.config).keys() == {"lr"}
+            assert v.config.train.lr == STEP_SIZES[name][pure.name]
+
+
+def test_grids_start_from_their_presets_under_their_protocols():
+    for name, preset, era in (("one_at_a_time", "paper", 1), ("one_at_a_time_minibatch", "paper", 1),
+                              ("leave_one_in", "modern", 0)):
+        grid = GRIDS[name]
+        protocol = PROTOCOLS[grid.protocol]
+        assert grid.reference.config.model == run_config(preset).model
+        assert [v.value for v in grid.variants[1:] if not v.own_lr] == [vals[era] for vals in COMPONENTS.values()]
         for v in grid.variants:
-            assert all(v.config.flat()[k] == value for k, value in GRID_PROTOCOL.items())
+            assert all(v.config.flat()[k] == value for k, value in protocol.fields.items())
             assert v.config.loss == ("map" if v.config.model.head == "rbf" else "cross_entropy")
-    # SDLM's eta follows the loss
-    for v in (one.reference, one.variant("head=linear"), leave.variant("optimizer=sdlm")):
+    # the paper protocol's reference is the paper preset itself, so the reproduction runs are its runs
+    assert GRIDS["one_at_a_time"].reference.config == run_config("paper")
+    # under the mini-batch protocol SDLM's eta follows the loss; under the paper's a pure swap keeps it
+    mini, paper = GRIDS["one_at_a_time_minibatch"], GRIDS["one_at_a_time"]
+    for v in (mini.reference, mini.variant("head=linear"), GRIDS["leave_one_in"].variant("optimizer=sdlm")):
         assert v.config.train.lr == SDLM_ETA_BY_LOSS[v.config.loss]
     assert SDLM_ETA_BY_LOSS["map"] != SDLM_ETA_BY_LOSS["cross_entropy"]
-    # the digests name the runs: all distinct
-    digests = [v.config.digest() for g in GRIDS.values() for v in g.variants]
-    assert len(set(digests)) == len(digests)
+    assert paper.variant("head=linear").config.train.lr == paper.reference.config.train.lr
+    # within a grid the digests name the runs: all distinct
+    for grid in GRIDS.values():
+        digests = [v.config.digest() for v in grid.variants]
+        assert len(set(digests)) == len(digests), grid.name
+
+
+def test_the_ladder_climbs_one_rung_at_a_time_from_the_paper_preset_to_the_modern_one():
+    ladder = GRIDS["ladder"]
+    rungs = [v for v in ladder.variants if not v.own_lr]
+    assert rungs[0].config == run_config("paper") and [(v.component, v.value) for v in rungs[1:]] == list(LADDER)
+    # every component the presets differ in is a rung, and the last rung is the modern preset at its protocol
+    assert {c for c, _ in LADDER} == set(COMPONENTS) | {"protocol"}
+    assert rungs[-1].config == GRIDS["leave_one_in"].reference.config
+    for before, after in zip(rungs, rungs[1:]):
+        assert after.baseline == before.name
+        diff = set(config_differences(before.config, after.config))
+        if after.component == "protocol":
+            assert diff <= set(PROTOCOLS["minibatch"].fields) | {"lr"} and "batch_size" in diff
+        else:
+            assert after.component in diff and diff <= allowed_differences(after, PROTOCOLS["minibatch"]), diff
 
 
 def test_dry_run_lists_every_variant(capsys):
@@ -317,8 +359,7 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
         write_synthetic_grid(results / "grids" / name,
                              {v.name: [1.0 + i / 10, 1.2 + i / 10, 0.9 + i / 5] for i, v in enumerate(grid.variants)})
     paths = make_grid_figures(tmp_path / "figures", results)
-    assert [p.name for p in paths] == ["ablation_one_at_a_time.png", "ablation_one_at_a_time_curves.png",
-                                       "ablation_leave_one_in.png", "ablation_leave_one_in_curves.png"]
+    assert [p.name for p in paths] == [f"ablation_{name}{kind}.png" for name in GRIDS for kind in ("", "_curves")]
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
@@ -346,10 +387,46 @@ def test_missing_data_stops_the_grid_before_any_run(tmp_path):
     assert read_rows(tmp_path / "grid" / RUNS_FILE) == ([], 0)
 
 
-@pytest.mark.parametrize("name", sorted(GRIDS))
+COMMITTED_GRIDS = Path(__file__).parent.parent / "results" / "grids"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in GRIDS if (COMMITTED_GRIDS / n / RUNS_FILE).exists()))
 def test_committed_rows_keep_their_names(name):
     """Config fields added since the grids ran leave their digests unchanged (RunConfig.digest)."""
-    from pathlib import Path
-    rows, _ = read_rows(Path(__file__).parent.parent / "results" / "grids" / name / RUNS_FILE)
+    rows, _ = read_rows(COMMITTED_GRIDS / name / RUNS_FILE)
     declared = {c.key: c.config.digest() for c in grid_cells(GRIDS[name], sorted({r["seed"] for r in rows}))}
     assert rows and all(declared[(r["variant"], r["seed"])] == r["digest"] for r in rows)
+
+
+def test_every_committed_grid_folder_is_a_declared_grid():
+    folders = {p.parent.name for p in COMMITTED_GRIDS.glob(f"*/{RUNS_FILE}")}
+    assert {"one_at_a_time_minibatch", "leave_one_in"} <= folders <= set(GRIDS)
+
+
+def test_a_config_finished_in_another_folder_is_copied_not_trained(tmp_path, tiny_mnist, monkeypatch):
+    grid = tiny_grid()
+    run_grid(grid, [0], tmp_path / "first", data_root=tiny_mnist, progress=False)
+    renamed = Grid("other", "paper", "the same configs under other names",
+                   tuple(dataclasses.replace(v, name=f"{v.name}-again") for v in grid.variants[:2]))
+    calls = count_calls(monkeypatch)
+    rows = run_grid(renamed, [0, 1], tmp_path / "second", data_root=tiny_mnist, progress=False,
+                    reuse=[tmp_path / "first"])
+    assert sorted(calls) == sorted(c.key for c in grid_cells(renamed, [1]))  # seed 1 was nowhere: trained
+    copied = [r for r in rows if r["seed"] == 0]
+    assert len(copied) == 2 and all(r["reused_from"].startswith(str(tmp_path / "first")) for r in copied)
+    first = {r["digest"]: r for r in read_rows(tmp_path / "first" / RUNS_FILE)[0]}
+    for row in copied:
+        assert row["final_test_error_pct"] == first[row["digest"]]["final_test_error_pct"]
+        run_dir = tmp_path / "second" / row["run_dir"]
+        assert (run_dir / "model.pt").exists() and not (run_dir / "checkpoint.pt").exists()
+    # a copy is not offered for copying again: only the two runs trained there are
+    assert sorted(seed for _, seed in grid_module.finished_runs([tmp_path / "second"])) == [1, 1]
+
+
+def test_holm_matches_hand_computation():
+    from repro.study.stats import holm
+    # sorted: 0.01 x 4, 0.02 x 3, 0.03 x 2 -> 0.06, made monotone, 0.5 x 1 -> 0.5; NaN is not in the family
+    adjusted = holm([0.03, 0.5, 0.01, float("nan"), 0.02])
+    assert adjusted[:3] == pytest.approx([0.06, 0.5, 0.04]) and math.isnan(adjusted[3])
+    assert adjusted[4] == pytest.approx(0.06)
+    assert holm([0.9, 0.8]) == [1.0, 1.0]

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from .grid import RUNS_FILE, read_rows
-from .stats import mcnemar, mean_ci, paired_delta
+from .stats import holm, mcnemar, mean_ci, paired_delta
 
-COLUMNS = ["variant", "seeds", "test_mean", "test_half", "delta", "delta_half", "p_paired", "mcnemar_b",
-           "mcnemar_c", "p_mcnemar", "train_mean", "train_half", "passes", "not_finished"]
+COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "p_paired", "p_paired_holm",
+           "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_finished"]
 
 
 def grid_rows(grid_dir: Path) -> list[dict]:
@@ -29,14 +29,21 @@ def _predictions(grid_dir: Path, row: dict) -> tuple[list, list]:
     return data["labels"], data["predictions"]
 
 
-def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = None) -> pd.DataFrame:
-    """One row per variant that has runs (grid order if given, else file order)."""
+def grid_table(grid_dir: Path, grid) -> pd.DataFrame:
+    """ablation_table for a declared grid (repro/study/grids.py): its order and each variant's baseline."""
+    return ablation_table(grid_dir, grid.reference.name, [v.name for v in grid.variants],
+                          {v.name: v.baseline for v in grid.variants})
+
+
+def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = None,
+                   baselines: dict[str, str | None] | None = None) -> pd.DataFrame:
+    """One row per variant that has runs (grid order if given, else file order). Each variant is compared with
+    its baseline (`baselines[name]`; default and when absent: the reference); the `baseline` column names it."""
     rows = grid_rows(grid_dir)
     finished = [r for r in rows if r["status"] == "finished"]
     names = order or list(dict.fromkeys(r["variant"] for r in rows))
     by_variant = {name: {r["seed"]: r for r in finished if r["variant"] == name} for name in names}
-    ref = by_variant.get(reference, {})
-    ref_test = {s: r["final_test_error_pct"] for s, r in ref.items()}
+    baselines = baselines or {}
     table = []
     for name in names:
         runs = by_variant[name]
@@ -52,7 +59,11 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
         entry = {"variant": name, "seeds": sorted(runs), "test_mean": test_mean, "test_half": test_half,
                  "train_mean": train_mean, "train_half": train_half,
                  "passes": max(r["passes"] for r in runs.values()), "not_finished": attempted - len(runs)}
+        base = baselines.get(name) or reference
+        entry["baseline"] = None if name == reference else base
         if name != reference:
+            ref = by_variant.get(base, {})
+            ref_test = {s: r["final_test_error_pct"] for s, r in ref.items()}
             paired = paired_delta(ref_test, test)
             entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"])
             if paired["seeds"]:
@@ -62,7 +73,11 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
                 m = mcnemar(labels, ref_preds, var_preds)
                 entry.update(mcnemar_b=m["b"], mcnemar_c=m["c"], p_mcnemar=m["p"])
         table.append(entry)
-    return pd.DataFrame(table, columns=COLUMNS)
+    frame = pd.DataFrame(table, columns=COLUMNS)
+    # one family per grid: every comparison in the table (Holm controls the chance of any false positive)
+    for column in ("p_paired", "p_mcnemar"):
+        frame[f"{column}_holm"] = holm(frame[column].astype(float).tolist())
+    return frame
 
 
 def _num(value, fmt: str = "{:.2f}") -> str:
@@ -82,18 +97,29 @@ def _p(value) -> str:
     return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
 
 
+def _p_holm(p, adjusted) -> str:
+    return "–" if _p(p) == "–" else f"{_p(p)} ({_p(adjusted)})"
+
+
 def table_markdown(table: pd.DataFrame, reference: str) -> str:
     """The table as Markdown; pandas' own to_markdown needs the tabulate package, which this would be the only
     use of."""
-    lines = ["| variant | seeds | test error % (mean ± 95% CI) | Δ vs reference, pp (paired, 95% CI) | paired t p "
-             "| McNemar b / c | McNemar p | train error % | not finished |", "|---|---|---|---|---|---|---|---|---|"]
+    compared = any(b not in (None, reference) and b == b for b in table["baseline"])  # b == b: not NaN
+    against = "its baseline" if compared else "reference"
+    lines = [f"| variant | seeds | test error % (mean ± 95% CI) | Δ vs {against}, pp (paired, 95% CI) | paired t p "
+             "(Holm) | McNemar b / c | McNemar p (Holm) | train error % | not finished |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         is_ref = r["variant"] == reference
         name = f"**{r['variant']}** (reference)" if is_ref else f"`{r['variant']}`"
         seeds = ", ".join(map(str, r["seeds"])) or "–"
         bc = "–" if is_ref or _num(r["mcnemar_b"]) == "–" else f"{int(r['mcnemar_b'])} / {int(r['mcnemar_c'])}"
         delta = "–" if is_ref else _pm(r["delta"], r["delta_half"], signed=True)
+        if compared and not is_ref:
+            delta += f" vs `{r['baseline']}`"
+        p_t = "–" if is_ref else _p_holm(r["p_paired"], r["p_paired_holm"])
+        p_m = "–" if is_ref else _p_holm(r["p_mcnemar"], r["p_mcnemar_holm"])
         lines.append(f"| {name} | {seeds} | {_pm(r['test_mean'], r['test_half'])} | {delta} | "
-                     f"{'–' if is_ref else _p(r['p_paired'])} | {bc} | {'–' if is_ref else _p(r['p_mcnemar'])} | "
+                     f"{p_t} | {bc} | {p_m} | "
                      f"{_pm(r['train_mean'], r['train_half'])} | {int(r['not_finished']) or ''} |")
     return "\n".join(lines)

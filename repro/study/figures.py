@@ -321,7 +321,7 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
     """For each grid with results: the ablation deltas and the test error per pass of every variant."""
     from .grids import GRIDS
 
-    from .ablation import ablation_table, grid_rows
+    from .ablation import grid_rows, grid_table
 
     paths = []
     for name, grid in GRIDS.items():
@@ -330,7 +330,7 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
         if not rows:
             continue
         order = [v.name for v in grid.variants]
-        table = ablation_table(grid_dir, grid.reference.name, order)
+        table = grid_table(grid_dir, grid)
         paths.append(plot_ablation_deltas(table, f"{name}: {grid.description}\n(Δ vs the reference, "
                                                  f"{grid.reference.name}, under the grid protocol)",
                                           out_dir / f"ablation_{name}.png"))

@@ -111,6 +111,7 @@ def _row(cell: Cell, summary: dict, out: Path) -> dict:
     return {"grid": cell.grid, "variant": cell.variant, "component": cell.component, "value": cell.value,
             "seed": cell.seed, "digest": cell.config.digest(), "run_dir": str(cell.run_dir(out).relative_to(out)),
             "status": summary["status"], "message": summary.get("message", ""), **cell.config.flat(),
+            **({"reused_from": summary["reused_from"]} if summary.get("reused_from") else {}),
             **{k: summary.get(k) for k in ("final_train_error_pct", "final_test_error_pct", "best_train_error_pct",
                                            "best_test_error_pct", "passes", "wall_s", "trainable_params",
                                            "threads", "torch")}}
@@ -154,9 +155,47 @@ def _check_rows(rows: list[dict], cells: list[Cell], runs_file: Path) -> None:
                               f"move the old results away")
 
 
+def finished_runs(sources) -> dict[tuple[str, int], Path]:
+    """{(config digest, seed): run folder} of the finished runs in other grid folders (their runs.jsonl) and
+    result folders (their seed<N>/summary.json), so that a grid need not train a config another has trained."""
+    found: dict[tuple[str, int], Path] = {}
+    for source in map(Path, sources):
+        for row in read_rows(source / RUNS_FILE)[0]:
+            if row["status"] == "finished" and not row.get("reused_from"):
+                found.setdefault((row["digest"], row["seed"]), source / row["run_dir"])
+        for path in sorted(source.glob("seed*/summary.json")):
+            summary = json.loads(path.read_text())
+            if summary["status"] == "finished" and (path.parent / "model.pt").exists():
+                config = RunConfig.from_dict(summary["config"])
+                found.setdefault((config.digest(), config.train.seed), path.parent)
+    return found
+
+
+def reuse_sources(out: Path) -> list[Path]:
+    """Where `lenet5 grid` looks for finished runs to copy: the other grids beside `out` (results/grids/*) and
+    the result folders above them (results/*, e.g. results/paper_final, whose runs are the paper preset's)."""
+    out = Path(out).resolve()
+    return [d for parent in (out.parent, out.parent.parent) if parent.is_dir()
+            for d in sorted(parent.iterdir()) if d.is_dir() and d != out]
+
+
+def _reuse(cell: Cell, source: Path, out: Path) -> dict:
+    """Copy a finished run of the same config and seed into the cell's folder (not its checkpoint); its
+    summary, marked with where it came from."""
+    import shutil
+
+    run_dir = cell.run_dir(out)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a partial run of the same config: the finished one replaces it
+    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt", "*.tmp"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {**summary, "reused_from": str(source)}
+
+
 def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
-             progress: bool = True) -> list[dict]:
-    """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells."""
+             progress: bool = True, reuse=()) -> list[dict]:
+    """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells. A cell
+    whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained."""
     cores = os.cpu_count() or 1
     if workers < 1 or threads < 1:
         raise ConfigError(f"--workers {workers} and --threads {threads} must be at least 1")
@@ -178,11 +217,14 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     _check_rows(rows, cells, runs_file)
     done = {(r["variant"], r["seed"]) for r in rows}
     todo = [c for c in cells if c.key not in done]
+    elsewhere = finished_runs([r for r in map(Path, reuse) if r.resolve() != out.resolve()]) if todo else {}
+    copies = [(c, elsewhere[(c.config.digest(), c.seed)]) for c in todo if (c.config.digest(), c.seed) in elsewhere]
+    todo = [c for c in todo if (c.config.digest(), c.seed) not in elsewhere]
     if todo:
         from ..data import load_raw
 
         load_raw(data_root, "test")  # missing data: one DataError now, not one failed row per run
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="run", disable=not progress,
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo) - len(copies), unit="run", disable=not progress,
                desc=grid.name, file=sys.stderr, dynamic_ncols=True)
 
     def record(cell: Cell, summary: dict) -> None:
@@ -197,6 +239,8 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
             tqdm.write(f"{cell.variant} seed {cell.seed}: {row['status']}: {row['message']}", file=sys.stderr)
 
     interrupted: list[Cell] = []
+    for cell, source in copies:
+        record(cell, _reuse(cell, source, out))
     with stop_signals():
         if workers == 1:
             _run_here(todo, record, out, data_root, threads)

@@ -1,16 +1,22 @@
-"""The two ablation grids: what each 1998 design choice of LeNet-5 is worth.
+"""The ablation grids: what each 1998 design choice of LeNet-5 is worth, under two protocols.
 
-- `one_at_a_time`: the `paper` preset, then the paper preset with exactly one component modernised.
-- `leave_one_in`: the `modern` preset, then the modern preset with exactly one 1998 component restored.
+- `one_at_a_time`: the `paper` preset at the paper's protocol (20 online passes, the paper preset's SDLM
+  schedule), then the paper preset with exactly one component modernised.
+- `one_at_a_time_minibatch`: the same swaps under the mini-batch protocol (below); the first grids of the
+  project, kept and labelled as their protocol.
+- `leave_one_in`: the `modern` preset at its own protocol (the seed blog's: Adam, batch 64, 5 passes), then the
+  modern preset with exactly one 1998 component restored.
+- `ladder`: from the paper preset to the modern one, one component (or one protocol change) at a time,
+  cumulatively, in the order the field adopted them (`LADDER`).
 
 A variant changes one *component*. Each component is one config field, except two that carry their own
-settings: the optimizer brings its step size and schedule (`OPTIMIZER_SETTINGS`: swapping SDLM for Adam swaps
-SDLM's eta and per-pass schedule for Adam's learning rate), and the head brings its loss (loss=auto: MAP for
-the RBF head, cross-entropy for the linear one) and, under SDLM, the eta chosen for that loss
-(`SDLM_ETA_BY_LOSS`): MAP's gradients are two orders of magnitude larger than cross-entropy's, so one eta
-cannot serve both.
+settings: the optimizer brings its step size and schedule (the protocol's `optimizer_settings`: swapping SDLM
+for Adam swaps SDLM's eta for Adam's learning rate), and under the mini-batch protocol the head brings its loss
+and that loss's eta (`sdlm_eta_by_loss`). A variant named `NAME@lr=X` is variant NAME at its own step size X,
+chosen on the validation split (`STEP_SIZES`, experiments/step_size_screen.py); NAME alone is the pure swap, at
+the protocol's step size for its optimizer.
 
-Protocol (both grids, every variant, `GRID_PROTOCOL`), and why:
+The mini-batch protocol (`PROTOCOLS["minibatch"]`), and why it was the first one:
 - Mini-batches of 64 for 5 passes: the modern preset's own protocol (the seed blog's), not the paper's 20 online
   passes. The grids hold 18 variants x 3 seeds = 54 runs for a 2-core machine; online, the variants the
   hand-written step does not cover (max-pooling, BatchNorm, Adam) run at ~465 patterns/s, ~45 min per run, and
@@ -33,22 +39,48 @@ Protocol (both grids, every variant, `GRID_PROTOCOL`), and why:
   7.25%, 3.87% and 1.70% after 5 passes, 3e-4 collapses; we take 1e-4.
 - Adam keeps the seed blog's learning rate 1e-3, constant.
 - Seeds 0, 1, 2: the smallest count that gives a t-interval; the seed sets the initial weights and the data order.
+
+The paper protocol (`PROTOCOLS["paper"]`): the paper preset's training fields (20 passes at batch 1, the paper's
+per-pass table at lr = 1e-4 with h re-estimated every 500 updates; paper_notes/sdlm.md), engine=auto. A pure
+swap keeps eta = 1e-4 whatever the loss; Adam's pure swap is its usual 1e-3, under the same per-pass table. The
+online engine (repro/online.py) made this protocol affordable for every switch (about 10 core-minutes a run).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import MODEL_KEYS, RunConfig, run_config
 
-# engine and hessian_every as these grids were run (before engine=auto and the paper preset's h every 500 updates)
-GRID_PROTOCOL: dict[str, object] = dict(epochs=5, batch_size=64, engine="reference", hessian_every=0)
-OPTIMIZER_SETTINGS: dict[str, dict[str, object]] = {
-    "sdlm": dict(lr_schedule="paper"),  # eta: SDLM_ETA_BY_LOSS
-    "adam": dict(lr=0.001, lr_schedule="constant"),
+
+@dataclass(frozen=True)
+class Protocol:
+    """How every cell of a grid trains: the training fields it pins, and each optimizer's own settings."""
+
+    name: str
+    fields: dict[str, object]
+    optimizer_settings: dict[str, dict[str, object]]
+    sdlm_eta_by_loss: dict[str, float]  # SDLM's eta for a pure swap, by the loss in use
+    description: str
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    # engine and hessian_every pinned as these grids were first run (before engine=auto and the paper preset's
+    # h every 500 updates), so that their committed runs keep their digests
+    "minibatch": Protocol("minibatch", dict(epochs=5, batch_size=64, engine="reference", hessian_every=0),
+                          {"sdlm": dict(lr_schedule="paper"), "adam": dict(lr=0.001, lr_schedule="constant")},
+                          {"map": 0.000003, "cross_entropy": 0.0001},
+                          "mini-batches of 64, 5 passes (the seed blog's protocol)"),
+    "paper": Protocol("paper", dict(epochs=20, batch_size=1, engine="auto", hessian_every=500),
+                      {"sdlm": dict(lr_schedule="paper"), "adam": dict(lr=0.001, lr_schedule="paper")},
+                      {"map": 0.0001, "cross_entropy": 0.0001},
+                      "20 online passes, the paper preset's SDLM schedule (Sec. III-B)"),
 }
-SDLM_ETA_BY_LOSS: dict[str, float] = {"map": 0.000003, "cross_entropy": 0.0001}
-DEFAULT_SEEDS = (0, 1, 2)
+# the first grids' names for the mini-batch protocol's settings (experiments/grid_sdlm_screen.py uses them)
+GRID_PROTOCOL = PROTOCOLS["minibatch"].fields
+OPTIMIZER_SETTINGS = PROTOCOLS["minibatch"].optimizer_settings
+SDLM_ETA_BY_LOSS = PROTOCOLS["minibatch"].sdlm_eta_by_loss
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
 # The components a grid swaps, with their 1998 and modern values: every switch on which the two presets differ.
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -56,15 +88,35 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     for key in (*MODEL_KEYS, "optimizer") if run_config("paper").flat()[key] != run_config("modern").flat()[key]
 }
 
+# The ladder's rungs, each a component set to its modern value (or the switch to the mini-batch protocol), in
+# the order the field adopted them: the softmax output with cross-entropy (Bridle, 1990, and LeNet's own
+# successors), inputs scaled to [0, 1] without the 32x32 border (the ToTensor convention), max-pooling (Ranzato
+# et al. 2007, Jarrett et al. 2009), ReLU (Nair & Hinton 2010, Glorot et al. 2011), fan-in based default
+# initialisation (Glorot & Bengio 2010, He et al. 2015), mini-batch training on GPUs (2012), dense connections
+# between feature maps (VGG, 2014; AlexNet's were still grouped), Adam (Kingma & Ba, 2014), BatchNorm (Ioffe &
+# Szegedy, 2015). The last rung is the modern preset under its own protocol (tested).
+LADDER: tuple[tuple[str, str], ...] = (("head", "linear"), ("input", "28"), ("pooling", "max"),
+                                       ("activation", "relu"), ("init", "default"), ("protocol", "minibatch"),
+                                       ("c3", "full"), ("optimizer", "adam"), ("norm", "batch"))
+
+# Each variant's own step size (lr: SDLM's eta at pass 1, or Adam's learning rate), chosen on the validation
+# split by experiments/step_size_screen.py from its committed rows (tests/test_grid.py checks that each value is
+# the screen's choice). A grid's variants without an entry have no `@lr=` variant yet.
+STEP_SIZES: dict[str, dict[str, float]] = {}
+
 
 @dataclass(frozen=True)
 class Variant:
-    """One cell of a grid: the reference (component None) or the reference with one component swapped."""
+    """One cell of a grid. `baseline` names the variant it is compared with (None for the grid's reference):
+    the reference for a swap, the previous rung on the ladder, the reference at its own step size for a variant
+    at its own step size (`own_lr`)."""
 
     name: str
     component: str | None
     value: str | None
     config: RunConfig
+    own_lr: bool = False
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +125,7 @@ class Grid:
     preset: str
     description: str
     variants: tuple[Variant, ...]
+    protocol: str = "minibatch"
 
     @property
     def reference(self) -> Variant:
@@ -86,30 +139,81 @@ class Grid:
                        f"{', '.join(v.name for v in self.variants)}")
 
 
-def grid_config(preset: str, swap: dict[str, str] | None = None) -> RunConfig:
-    """The preset under the grid protocol, with the optimizer's own settings (SDLM's eta for the config's loss),
-    plus one swapped component."""
-    swap = swap or {}
+def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str = "minibatch") -> RunConfig:
+    """The preset under a protocol, with the optimizer's own settings (SDLM's eta for the config's loss), plus
+    the swapped components."""
+    swap, proto = swap or {}, PROTOCOLS[protocol]
     optimizer = swap.get("optimizer", run_config(preset).train.optimizer)
-    config = run_config(preset, {**GRID_PROTOCOL, **OPTIMIZER_SETTINGS[optimizer], **swap})
+    config = run_config(preset, {**proto.fields, **proto.optimizer_settings[optimizer], **swap})
     if optimizer == "sdlm" and "lr" not in swap:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                       lr=SDLM_ETA_BY_LOSS[config.loss]))
+        config = with_lr(config, proto.sdlm_eta_by_loss[config.loss])
     return config
 
 
-def _grid(name: str, preset: str, description: str, era: int) -> Grid:
+def with_lr(config: RunConfig, lr: float) -> RunConfig:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, lr=lr))
+
+
+def own_lr_name(name: str, lr: float) -> str:
+    return f"{name}@lr={lr:g}"
+
+
+def _with_own_step_sizes(name: str, variants: list[Variant]) -> list[Variant]:
+    """The variants, then each at its own step size where STEP_SIZES holds one that differs from its pure
+    swap's (where it is the same, the pure swap is also the variant at its own step size)."""
+    chosen = STEP_SIZES.get(name, {})
+
+    def own_name(v: Variant) -> str | None:
+        if v.name not in chosen:
+            return None
+        return v.name if chosen[v.name] == v.config.train.lr else own_lr_name(v.name, chosen[v.name])
+
+    own = []
+    for v in variants:
+        target = own_name(v)
+        if target is None or target == v.name:
+            continue
+        baseline = own_name(variants[0]) if v.baseline is not None else None
+        if v.baseline is not None and v.baseline != variants[0].name:  # the ladder: the previous rung at its own
+            baseline = own_name(next(b for b in variants if b.name == v.baseline))
+        own.append(Variant(target, v.component, v.value, with_lr(v.config, chosen[v.name]), True,
+                           baseline if v.baseline is not None else None))
+    return variants + own
+
+
+def _grid(name: str, preset: str, description: str, era: int, protocol: str) -> Grid:
     """era 1: swap each component to its modern value; era 0: restore each to its 1998 value."""
-    variants = [Variant(preset, None, None, grid_config(preset))]
+    variants = [Variant(preset, None, None, grid_config(preset, protocol=protocol))]
     for component, values in COMPONENTS.items():
         value = values[era]
-        variants.append(Variant(f"{component}={value}", component, value, grid_config(preset, {component: value})))
-    return Grid(name, preset, description, tuple(variants))
+        variants.append(Variant(f"{component}={value}", component, value,
+                                grid_config(preset, {component: value}, protocol), baseline=preset))
+    return Grid(name, preset, description, tuple(_with_own_step_sizes(name, variants)), protocol)
+
+
+def _ladder(name: str) -> Grid:
+    """The paper preset, then LADDER's rungs applied one after another, each compared with the rung before."""
+    swaps, protocol = {}, "paper"
+    variants = [Variant("paper", None, None, grid_config("paper", protocol=protocol))]
+    for component, value in LADDER:
+        if component == "protocol":
+            protocol = value
+        else:
+            swaps[component] = value
+        variants.append(Variant(f"+{component}={value}", component, value,
+                                grid_config("paper", dict(swaps), protocol), baseline=variants[-1].name))
+    return Grid(name, "paper", "from the paper preset to the modern one, one rung at a time", 
+                tuple(_with_own_step_sizes(name, variants)), "paper")
 
 
 GRIDS: dict[str, Grid] = {
-    "one_at_a_time": _grid("one_at_a_time", "paper",
-                           "the paper preset with one component modernised at a time", era=1),
+    "one_at_a_time": _grid("one_at_a_time", "paper", "the paper preset with one component modernised at a time, "
+                           "at the paper's protocol", era=1, protocol="paper"),
+    "one_at_a_time_minibatch": _grid("one_at_a_time_minibatch", "paper", "the paper preset with one component "
+                                     "modernised at a time, under the mini-batch protocol", era=1,
+                                     protocol="minibatch"),
     "leave_one_in": _grid("leave_one_in", "modern",
-                          "the modern preset with one 1998 component restored at a time", era=0),
+                          "the modern preset with one 1998 component restored at a time", era=0,
+                          protocol="minibatch"),
+    "ladder": _ladder("ladder"),
 }

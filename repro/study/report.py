@@ -104,38 +104,45 @@ def ablation_tables(results: Path) -> dict[str, str]:
     """{grid name: Markdown table} for every grid with a runs file under results/grids/."""
     from .grids import GRIDS
 
-    from .ablation import ablation_table, table_markdown
+    from .ablation import grid_table, table_markdown
     from .grid import RUNS_FILE
 
     tables = {}
     for name, grid in GRIDS.items():
         grid_dir = results / "grids" / name
         if (grid_dir / RUNS_FILE).exists():
-            order = [v.name for v in grid.variants]
-            tables[name] = table_markdown(ablation_table(grid_dir, grid.reference.name, order), grid.reference.name)
+            tables[name] = table_markdown(grid_table(grid_dir, grid), grid.reference.name)
     return tables
 
 
 def ablation_report(tables: dict[str, str], results: Path) -> str:
-    from .grids import GRID_PROTOCOL, GRIDS, OPTIMIZER_SETTINGS, SDLM_ETA_BY_LOSS
+    from .grids import GRIDS, PROTOCOLS
 
     from .ablation import grid_rows
 
     parts = ["# Ablation grids\n",
              "Made by `lenet5 report` from results/grids/NAME/runs.jsonl and each run's test predictions. Grids "
-             "and protocol: repro/study/grids.py. Protocol: "
-             + ", ".join(f"{k}={v}" for k, v in GRID_PROTOCOL.items()) + "; "
-             + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
-                         for opt, s in OPTIMIZER_SETTINGS.items()) + "; SDLM's eta by loss: "
-             + ", ".join(f"{loss}={eta:g}" for loss, eta in SDLM_ETA_BY_LOSS.items()) + ".\n",
-             "Δ is variant minus reference in percentage points, paired by seed, with its 95% t-interval and the "
-             "paired t-test's p-value. McNemar: b = test images the reference gets right and the variant wrong, "
-             "c = the reverse, pooled over seeds; p from the exact binomial test.\n"]
+             "and protocols: repro/study/grids.py.\n",
+             "Δ is variant minus its baseline (the grid's reference; the previous rung on the ladder; for a variant "
+             "at its own step size, the reference at its own) in percentage points, paired by seed, with its 95% "
+             "t-interval and the paired t-test's p-value. McNemar: b = test images the baseline gets right and the "
+             "variant wrong, c = the reverse, pooled over seeds; p from the exact binomial test. In brackets: the "
+             "p-values Holm-adjusted over all comparisons of the grid.\n"]
     for name, table in tables.items():
+        grid = GRIDS[name]
+        protocol = PROTOCOLS[grid.protocol]
         rows = grid_rows(results / "grids" / name)
-        minutes = sum((r.get("wall_s") or 0) * (r.get("threads") or 1) for r in rows) / 60
-        parts.append(f"## {name}: {GRIDS[name].description}\n\nRemake the runs: `lenet5 grid {name}` "
-                     f"({len(rows)} runs recorded, {minutes:.0f} core-minutes of training)\n\n{table}\n")
+        trained = [r for r in rows if not r.get("reused_from")]
+        minutes = sum((r.get("wall_s") or 0) * (r.get("threads") or 1) for r in trained) / 60
+        settings = (", ".join(f"{k}={v}" for k, v in protocol.fields.items()) + "; "
+                    + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
+                                for opt, s in protocol.optimizer_settings.items())
+                    + "; SDLM's eta by loss: "
+                    + ", ".join(f"{loss}={eta:g}" for loss, eta in protocol.sdlm_eta_by_loss.items()))
+        parts.append(f"## {name}: {grid.description}\n\nProtocol `{grid.protocol}` ({protocol.description}): "
+                     f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({len(rows)} runs recorded, "
+                     f"{len(rows) - len(trained)} of them copied from another grid or result folder with the same "
+                     f"config and seed; {minutes:.0f} core-minutes of training)\n\n{table}\n")
     return "\n".join(parts)
 
 

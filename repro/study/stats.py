@@ -41,3 +41,15 @@ def mcnemar(labels: list, reference_predictions: list[list], variant_predictions
             c += r != y and v == y
     p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
     return {"b": b, "c": c, "p": p}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of m is multiplied by
+    m - i + 1, made monotone and capped at 1; it controls the family-wise error rate under any dependence. NaNs
+    stay NaN and do not count in m."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    m, adjusted, running = len(order), [math.nan] * len(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted

@@ -1,0 +1,187 @@
+"""Each grid variant's own step size, chosen on the validation split (the ablation issue, item 2).
+
+For every pure variant of a grid (repro/study/grids.py; the reference included) the screen trains a ladder of
+step sizes (`lr`: SDLM's eta at pass 1 under the paper's per-pass table, or Adam's learning rate) on the first
+50,000 training patterns and scores each on the last 10,000 (`evaluate_on=validation`); the test set is never
+read. The ladder is the 1-3-10 series around the pure swap's lr: x0.1, x0.3, x1, x3 (at least 4 values spanning
+30x). When a variant's best value sits at an end of its ladder, the next start adds the value beyond it, until
+the best is inside or the ladder spans 1,000x (`ladder`).
+
+Cheap screen: the first `--passes` passes of the grid's protocol (default: 4 of the paper protocol's 20; all 5 of
+the mini-batch protocol). Under the paper's per-pass table the learning rate of a pass does not depend on the
+number of passes, so a 4-pass run is exactly the first 4 passes of the 20-pass one, and `--passes 20` on a few
+variants shows whether the cheap ranking holds at the full protocol (`--agreement`).
+
+    python -m experiments.step_size_screen one_at_a_time --data-root ../shared/data [--workers 2]
+    python -m experiments.step_size_screen one_at_a_time --passes 20 --variants paper activation=relu
+    python -m experiments.step_size_screen one_at_a_time --table        # the ladders and each variant's choice
+    python -m experiments.step_size_screen one_at_a_time --agreement    # cheap vs full ranking, where both ran
+
+Rows: results/screens/step_sizes/GRID_pPASSES/runs.jsonl (resumable like `lenet5 grid`). The choice (lowest
+validation error after the last pass, mean over the seeds screened; a diverged run counts as worst) goes into
+repro/study/grids.py's STEP_SIZES by hand, and tests/test_grid.py checks it against these rows.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from repro.config import apply_overrides
+from repro.study.grid import RUNS_FILE, read_rows, run_grid
+from repro.study.grids import GRIDS, PROTOCOLS, Grid, Variant, own_lr_name
+
+BASE_STEPS = (-2, -1, 0, 1)  # x0.1, x0.3, x1, x3 on the 1-3-10 series
+MAX_STEPS = 6  # a ladder stops growing at 1,000x
+CHEAP_PASSES = {"paper": 4}  # the mini-batch protocol's 5 passes are cheap already
+OUT = Path("results/screens/step_sizes")
+
+
+def series(lr: float, step: int) -> float:
+    """The 1-3-10 series around `lr`: step 0 is lr, +1 is 3 lr, +2 is 10 lr, -1 is 0.3 lr, ..."""
+    return float(f"{lr * (3.0 if step % 2 else 1.0) * 10.0 ** (step // 2):.3g}")
+
+
+def screen_dir(grid: str, passes: int) -> Path:
+    return OUT / f"{grid}_p{passes}"
+
+
+def finished_errors(out: Path) -> dict[str, dict[float, list[float]]]:
+    """{pure variant: {lr: [validation error after the last pass, per seed]}}; a diverged run counts as inf."""
+    rows, _ = read_rows(out / RUNS_FILE)
+    errors: dict[str, dict[float, list[float]]] = {}
+    for row in rows:
+        pure = row["variant"].split("@lr=")[0]
+        value = row["final_test_error_pct"] if row["status"] == "finished" else math.inf
+        if row["status"] in ("finished", "diverged"):
+            errors.setdefault(pure, {}).setdefault(row["lr"], []).append(value)
+    return errors
+
+
+def choose(errors: dict[float, list[float]], pure_lr: float) -> float | None:
+    """The lr with the lowest mean validation error; ties go to the one closest to the pure swap's lr."""
+    if not errors:
+        return None
+    return min(errors, key=lambda lr: (sum(errors[lr]) / len(errors[lr]), abs(math.log(lr / pure_lr))))
+
+
+def ladder(variant: Variant, errors: dict[float, list[float]]) -> list[float]:
+    """The step sizes to screen: the base ladder, extended beyond whichever end holds the best so far."""
+    pure = variant.config.train.lr
+    steps = list(BASE_STEPS)
+    while len(steps) < MAX_STEPS:
+        done = {s: series(pure, s) for s in steps if series(pure, s) in errors}
+        if len(done) < len(steps):
+            break  # finish this ladder before growing it
+        best = choose({lr: errors[lr] for lr in done.values()}, pure)
+        if best == series(pure, steps[0]):
+            steps.insert(0, steps[0] - 1)
+        elif best == series(pure, steps[-1]):
+            steps.append(steps[-1] + 1)
+        else:
+            break
+    return [series(pure, s) for s in steps]
+
+
+def pure_variants(grid: Grid, names: list[str] | None) -> list[Variant]:
+    variants = [v for v in grid.variants if not v.own_lr]
+    unknown = sorted(set(names or []) - {v.name for v in variants})
+    if unknown:
+        raise SystemExit(f"grid {grid.name} has no variant {unknown[0]!r}; variants: "
+                         f"{', '.join(v.name for v in variants)}")
+    return [v for v in variants if not names or v.name in names]
+
+
+def screen_grid(grid: Grid, passes: int, names: list[str] | None, out: Path) -> Grid:
+    errors = finished_errors(out)
+    cells = []
+    for v in pure_variants(grid, names):
+        for lr in ladder(v, errors.get(v.name, {})):
+            config = apply_overrides(v.config, {"lr": lr, "epochs": passes, "evaluate_on": "validation"})
+            cells.append(Variant(own_lr_name(v.name, lr), v.component, v.value, config))
+    return Grid(f"step_sizes_{grid.name}_p{passes}", grid.preset, f"step sizes for {grid.name}", tuple(cells),
+                grid.protocol)
+
+
+def table(grid: Grid, passes: int) -> str:
+    errors = finished_errors(screen_dir(grid.name, passes))
+    lines = [f"| variant | pure lr | validation error % after pass {passes} at each lr | chosen |", "|---|---|---|---|"]
+    for v in pure_variants(grid, None):
+        found = errors.get(v.name, {})
+        if not found:
+            continue
+        cells = ", ".join(f"{lr:g}: " + "/".join("div" if math.isinf(e) else f"{e:.2f}" for e in found[lr])
+                          for lr in sorted(found))
+        lines.append(f"| {v.name} | {v.config.train.lr:g} | {cells} | {choose(found, v.config.train.lr):g} |")
+    return "\n".join(lines)
+
+
+def agreement(grid: Grid, cheap: int, full: int) -> str:
+    """For variants screened at both lengths: each ladder's ranking after the cheap screen and after the full
+    protocol, read from the full runs' logs at pass `cheap` (the same numbers as the cheap runs) and `full`."""
+    from repro.train import read_log
+
+    out = screen_dir(grid.name, full)
+    rows, _ = read_rows(out / RUNS_FILE)
+    lines = [f"| variant | lr ranking after pass {cheap} | lr ranking after pass {full} | same choice |",
+             "|---|---|---|---|"]
+    by_variant: dict[str, dict[float, dict[int, float]]] = {}
+    for row in rows:
+        if row["status"] != "finished":
+            continue
+        log = {e["pass"]: e["test_error_pct"] for e in read_log(out / row["run_dir"])}
+        by_variant.setdefault(row["variant"].split("@lr=")[0], {})[row["lr"]] = log
+    for name, ladder_logs in by_variant.items():
+        ranked = {p: sorted(ladder_logs, key=lambda lr: ladder_logs[lr][p]) for p in (cheap, full)}
+        lines.append(f"| {name} | " + " | ".join(", ".join(f"{lr:g} ({ladder_logs[lr][p]:.2f})" for lr in ranked[p])
+                                             for p in (cheap, full)) +
+                     f" | {'yes' if ranked[cheap][0] == ranked[full][0] else 'no'} |")
+    return "\n".join(lines)
+
+
+def chosen_step_sizes(grid: Grid, passes: int) -> dict[str, float]:
+    """{pure variant: chosen lr} for every variant whose ladder is complete (its best inside, or at MAX_STEPS)."""
+    errors = finished_errors(screen_dir(grid.name, passes))
+    chosen = {}
+    for v in pure_variants(grid, None):
+        found = errors.get(v.name, {})
+        steps = ladder(v, found)
+        if found and all(lr in found for lr in steps):
+            chosen[v.name] = choose({lr: found[lr] for lr in steps}, v.config.train.lr)
+    return chosen
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("grid", choices=list(GRIDS))
+    parser.add_argument("--passes", type=int, default=None, help="default: 4 (paper protocol) or the protocol's own")
+    parser.add_argument("--variants", nargs="+", default=None, help="only these pure variants")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--table", action="store_true", help="print the ladders and the choices; no runs")
+    parser.add_argument("--agreement", action="store_true", help="cheap vs full ranking; no runs")
+    args = parser.parse_args(argv)
+    grid = GRIDS[args.grid]
+    protocol = PROTOCOLS[grid.protocol]
+    passes = args.passes or CHEAP_PASSES.get(grid.protocol, protocol.fields["epochs"])
+    if args.table:
+        print(table(grid, passes))
+        print("\nSTEP_SIZES entry:", {args.grid: chosen_step_sizes(grid, passes)})
+        return
+    if args.agreement:
+        print(agreement(grid, CHEAP_PASSES.get(grid.protocol, passes), protocol.fields["epochs"]))
+        return
+    out = screen_dir(grid.name, passes)
+    # a ladder grows once its first values are in: start again until no ladder has anything left to run
+    for _ in range(MAX_STEPS - len(BASE_STEPS) + 1):
+        screen = screen_grid(grid, passes, args.variants, out)
+        before = len(read_rows(out / RUNS_FILE)[0])
+        run_grid(screen, args.seeds, out, args.workers, 1, args.data_root)
+        if len(read_rows(out / RUNS_FILE)[0]) == before:
+            break
+    print(table(grid, passes))
+
+
+if __name__ == "__main__":
+    main()
