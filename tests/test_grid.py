@@ -359,8 +359,42 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
         write_synthetic_grid(results / "grids" / name,
                              {v.name: [1.0 + i / 10, 1.2 + i / 10, 0.9 + i / 5] for i, v in enumerate(grid.variants)})
     paths = make_grid_figures(tmp_path / "figures", results)
-    assert [p.name for p in paths] == [f"ablation_{name}{kind}.png" for name in GRIDS for kind in ("", "_curves")]
+    assert [p.name for p in paths] == [f"ablation_{name}{kind}.png" for name in GRIDS for kind in ("", "_curves")] \
+        + ["ablation_protocols.png"]
     assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def test_own_step_size_variants_and_their_deltas(tmp_path, monkeypatch):
+    from repro.study import grids
+    from repro.study.figures import component_deltas, plot_ablation_deltas, plot_ladder
+    from repro.study.ablation import grid_table
+    monkeypatch.setattr(grids, "STEP_SIZES", {"one_at_a_time": {"paper": 5e-5, "activation=relu": 1e-4,
+                                                                 "c3=full": 3e-4},
+                                              "ladder": {"paper": 5e-5, "+head=linear": 1e-3}})
+    grid = grids._grid("one_at_a_time", "paper", "test", era=1, protocol="paper")
+    own = [v for v in grid.variants if v.own_lr]
+    # relu's own step size is the protocol's: no extra variant, and it is its own at-its-best variant
+    assert [(v.name, v.baseline) for v in own] == [("paper@lr=5e-05", None), ("c3=full@lr=0.0003", "paper@lr=5e-05")]
+    assert grids.own_step_variant(grid, "activation=relu") == "activation=relu"
+    assert grids.own_step_variant(grid, "pooling=max") is None
+    ladder = grids._ladder("ladder")
+    assert ladder.variant("+head=linear@lr=0.001").baseline == "paper@lr=5e-05"
+    errors = {"paper": [2.0, 2.2], "paper@lr=5e-05": [1.0, 1.4], "activation=relu": [1.5, 1.5],
+              "c3=full": [3.0, 3.0], "c3=full@lr=0.0003": [0.5, 1.3]}
+    write_synthetic_grid(tmp_path / "grid", errors)
+    deltas = component_deltas(tmp_path / "grid", grid).set_index("variant")
+    # pure: against the reference; own: against the reference at its own step size
+    assert deltas.loc["activation=relu", "delta"] == pytest.approx(-0.6)
+    assert deltas.loc["activation=relu", "own_delta"] == pytest.approx(0.3)
+    assert deltas.loc["c3=full", "delta"] == pytest.approx(0.9)
+    assert deltas.loc["c3=full", "own_delta"] == pytest.approx(-0.3)
+    assert "pooling=max" not in deltas.index
+    table = grid_table(tmp_path / "grid", grid).set_index("variant")
+    assert table.loc["c3=full@lr=0.0003", "delta"] == pytest.approx(-0.3)  # the table agrees
+    assert plot_ablation_deltas(deltas.reset_index(), "t", tmp_path / "d.png").stat().st_size > 5000
+    write_synthetic_grid(tmp_path / "ladder", {v.name: [1.0 + i / 10, 1.1 + i / 10] for i, v in
+                                              enumerate(ladder.variants)})
+    assert plot_ladder(grid_table(tmp_path / "ladder", ladder), ladder, "t", tmp_path / "l.png").stat().st_size > 5000
 
 
 def test_showcase_figures_build_from_a_synthetic_run(tmp_path, tiny_mnist):

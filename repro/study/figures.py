@@ -9,6 +9,7 @@ the test error per pass of every variant.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -119,21 +120,111 @@ def reproduction_runs(results: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def plot_ablation_deltas(table, title: str, path: Path) -> Path:
-    """Dot-and-whisker: each variant's test-error difference from the grid's reference (paired by seed, 95%
-    t-interval), sorted by effect; left of zero is better than the reference."""
-    rows = table.dropna(subset=["delta"]).sort_values("delta")
-    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.6))
-    y = list(range(len(rows)))
-    halves = rows["delta_half"].fillna(0.0)
-    ax.errorbar(rows["delta"], y, xerr=halves, fmt="o", color="C0", ecolor="C0", capsize=3)
+def component_deltas(grid_dir: Path, grid) -> "pd.DataFrame":
+    """One row per swapped component of a grid: its test-error delta, paired by seed, as a pure swap (against
+    the reference) and at its own step size (`own_*`, against the reference at its own; NaN until both have
+    runs). A variant whose own step size is the protocol's is its own pure swap."""
+    import pandas as pd
+
+    from .ablation import grid_rows
+    from .grids import own_step_variant
+    from .stats import paired_delta
+
+    errors: dict[str, dict[int, float]] = {}
+    for r in grid_rows(grid_dir):
+        if r["status"] == "finished":
+            errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
+    reference, own_reference = grid.reference.name, own_step_variant(grid, grid.reference.name)
+    out = []
+    for v in grid.variants[1:]:
+        if v.own_lr or v.name not in errors:
+            continue
+        pure = paired_delta(errors.get(reference, {}), errors[v.name])
+        own_name = own_step_variant(grid, v.name)
+        own = {"delta": math.nan, "half": math.nan}
+        if own_name and own_reference and own_name in errors and own_reference in errors:
+            own = paired_delta(errors[own_reference], errors[own_name])
+        out.append({"variant": v.name, "delta": pure["delta"], "half": pure["half"], "own_delta": own["delta"],
+                    "own_half": own["half"]})
+    return pd.DataFrame(out, columns=["variant", "delta", "half", "own_delta", "own_half"])
+
+
+def _dot_whiskers(ax, series: list[tuple[str, list, list, str]], labels: list[str]) -> None:
+    """Horizontal dot-and-whisker rows, one per label, with several series offset vertically."""
+    y = list(range(len(labels)))
+    for k, (name, deltas, halves, marker) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * 0.25
+        halves = [0.0 if h != h else h for h in halves]  # NaN half-width (one seed): no whisker
+        ax.errorbar(deltas, [v + offset for v in y], xerr=halves, fmt=marker, color=f"C{k}", capsize=3, label=name)
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels(rows["variant"])
+    ax.set_yticklabels(labels)
     ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def plot_ablation_deltas(deltas, title: str, path: Path) -> Path:
+    """Dot-and-whisker: each swap's test-error difference from the reference (paired by seed, 95% t-interval),
+    sorted by effect, as a pure swap and, where chosen, at the swap's own step size; left of zero is better."""
+    rows = deltas.dropna(subset=["delta"]).sort_values("delta")
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(rows) + 1.8))
+    series = [("pure swap (the protocol's step size)", list(rows["delta"]), list(rows["half"]), "o")]
+    if rows["own_delta"].notna().any():
+        series.append(("at its own step size (vs the reference at its own)", list(rows["own_delta"]),
+                       list(rows["own_half"]), "s"))
+    _dot_whiskers(ax, series, list(rows["variant"]))
     ax.set_xlabel("test error minus the reference's, percentage points (mean over seeds ± 95% CI)")
     ax.set_title(title, fontsize=9)
-    ax.grid(True, axis="x", alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_protocol_comparison(deltas: dict[str, "pd.DataFrame"], title: str, path: Path) -> Path:
+    """The same swaps' deltas under several protocols (one series per protocol), in the first one's order."""
+    first = next(iter(deltas.values())).dropna(subset=["delta"]).sort_values("delta")
+    labels = list(first["variant"])
+    series = []
+    for k, (name, frame) in enumerate(deltas.items()):
+        by = frame.set_index("variant")
+        series.append((name, [by["delta"].get(v, math.nan) for v in labels],
+                       [by["half"].get(v, math.nan) for v in labels], "os^"[k % 3]))
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(labels) + 1.8))
+    _dot_whiskers(ax, series, labels)
+    ax.set_xlabel("test error minus the reference's, percentage points (pure swaps, mean over seeds ± 95% CI)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_ladder(table, grid, title: str, path: Path) -> Path:
+    """Waterfall: each rung's mean test error with its 95% interval, a bar from the rung before showing the
+    step; the pure rungs, and where chosen each rung at its own step size."""
+    rungs = [v.name for v in grid.variants if not v.own_lr]
+    by = table.set_index("variant")
+    means = [by["test_mean"].get(r, math.nan) for r in rungs]
+    halves = [by["test_half"].get(r, math.nan) for r in rungs]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(rungs)), 4.5))
+    x = list(range(len(rungs)))
+    for k in range(1, len(rungs)):
+        if means[k] == means[k] and means[k - 1] == means[k - 1]:
+            low, high = sorted((means[k - 1], means[k]))
+            ax.bar(k, high - low, bottom=low, width=0.6, color="C3" if means[k] > means[k - 1] else "C2",
+                   alpha=0.5)
+    ax.errorbar(x, means, yerr=[0.0 if h != h else h for h in halves], fmt="o", color="k", capsize=3,
+                label="pure rung")
+    own = [v for v in grid.variants if v.own_lr]
+    if own:
+        xs = [rungs.index(v.name.split("@lr=")[0]) + 0.2 for v in own]
+        ax.errorbar(xs, [by["test_mean"].get(v.name, math.nan) for v in own],
+                    yerr=[0.0 if h != h else h for h in (by["test_half"].get(v.name, math.nan) for v in own)],
+                    fmt="s", color="C0", capsize=3, label="at its own step size")
+    ax.set_xticks(x)
+    ax.set_xticklabels(rungs, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("test error %, mean over seeds ± 95% CI")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -317,25 +408,39 @@ def make_fig8(out_dir: Path, results: Path, data_root=None) -> list[Path]:
                                out_dir / "fig8_misclassified.png")]
 
 
+# grids that make the same swaps under two protocols, drawn side by side (the README says where rankings flip)
+PROTOCOL_PAIRS = {"ablation_protocols.png": ("one_at_a_time", "one_at_a_time_minibatch")}
+
+
 def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
-    """For each grid with results: the ablation deltas and the test error per pass of every variant."""
+    """For each grid with results: the ablation deltas (the ladder: a waterfall) and the test error per pass
+    of every variant; the protocol comparisons where both grids have results."""
     from .grids import GRIDS
 
     from .ablation import grid_rows, grid_table
 
-    paths = []
+    paths, deltas = [], {}
     for name, grid in GRIDS.items():
         grid_dir = results / "grids" / name
         rows = grid_rows(grid_dir)
         if not rows:
             continue
         order = [v.name for v in grid.variants]
-        table = grid_table(grid_dir, grid)
-        paths.append(plot_ablation_deltas(table, f"{name}: {grid.description}\n(Δ vs the reference, "
-                                                 f"{grid.reference.name}, under the grid protocol)",
-                                          out_dir / f"ablation_{name}.png"))
+        if name == "ladder":
+            paths.append(plot_ladder(grid_table(grid_dir, grid), grid, f"{name}: {grid.description}",
+                                     out_dir / f"ablation_{name}.png"))
+        else:
+            deltas[name] = component_deltas(grid_dir, grid)
+            paths.append(plot_ablation_deltas(deltas[name], f"{name}: {grid.description}\n(Δ vs the reference, "
+                                                            f"{grid.reference.name}, protocol {grid.protocol})",
+                                              out_dir / f"ablation_{name}.png"))
         paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
+    for file, names in PROTOCOL_PAIRS.items():
+        if all(n in deltas for n in names):
+            paths.append(plot_protocol_comparison(
+                {f"{n} (protocol {GRIDS[n].protocol})": deltas[n] for n in names},
+                "the same swaps of the paper preset under two protocols", out_dir / file))
     return paths
 
 

@@ -158,6 +158,15 @@ def own_lr_name(name: str, lr: float) -> str:
     return f"{name}@lr={lr:g}"
 
 
+def own_step_variant(grid: Grid, name: str) -> str | None:
+    """The name of pure variant `name` at its own step size: itself where STEP_SIZES chose the protocol's step
+    size, `name@lr=X` where it chose another, None where nothing is chosen yet."""
+    chosen = STEP_SIZES.get(grid.name, {})
+    if name not in chosen:
+        return None
+    return name if chosen[name] == grid.variant(name).config.train.lr else own_lr_name(name, chosen[name])
+
+
 def _with_own_step_sizes(name: str, variants: list[Variant]) -> list[Variant]:
     """The variants, then each at its own step size where STEP_SIZES holds one that differs from its pure
     swap's (where it is the same, the pure swap is also the variant at its own step size)."""
