@@ -171,7 +171,7 @@ def cmd_grid(args) -> int:
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
     rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet,
-                    reuse=reuse_sources(out))
+                    reuse=reuse_sources(out), backend=args.backend, address=args.address)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
           f"of {len(grid_cells(grid, seeds))}; rows in {out / 'runs.jsonl'}")
@@ -239,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=thread_count, default=1, help="torch threads per run, 1..cores (default: 1)")
     p.add_argument("--out", default=None, help="grid folder (default: results/grids/NAME)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local (default): a process pool on this machine; ray: Ray tasks on a Ray cluster")
+    p.add_argument("--address", default=None,
+                   help="with --backend ray: the cluster's address, e.g. 10.0.0.5:6379 or auto (default: start a "
+                        "local cluster)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the variants, how each differs, and each run's state (finished, partial, to do)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

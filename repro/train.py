@@ -42,6 +42,7 @@ from .optim import lr_for_pass, make_optimizer, set_lr
 # (up to a minute) for a stop signal, to test Ctrl-C at a known position.
 EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
 WAIT_AT_STEP_ENV = "LENET5_TEST_WAIT_AT_STEP"
+WAIT_ONCE_FILE_ENV = "LENET5_TEST_WAIT_ONCE_FILE"
 EVAL_BATCH = 1000
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
@@ -284,6 +285,11 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
 
 
 def _wait_for_stop_signal(timeout_s: float = 60.0) -> None:
+    once = os.environ.get(WAIT_ONCE_FILE_ENV)
+    if once:  # wait only the first time (a retried run goes on); the file holds the waiting process's id
+        if Path(once).exists():
+            return
+        atomic.write_text(Path(once), str(os.getpid()))
     print(f"{WAIT_AT_STEP_ENV}: waiting for a stop signal", file=sys.stderr, flush=True)
     deadline = time.monotonic() + timeout_s
     while not stop_requested() and time.monotonic() < deadline:

@@ -192,14 +192,25 @@ def _reuse(cell: Cell, source: Path, out: Path) -> dict:
     return {**summary, "reused_from": str(source)}
 
 
+BACKENDS = ("local", "ray")
+
+
 def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
-             progress: bool = True, reuse=()) -> list[dict]:
+             progress: bool = True, reuse=(), backend: str = "local", address: str | None = None) -> list[dict]:
     """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells. A cell
-    whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained."""
+    whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained.
+    backend "local": a process pool of `workers` x `threads` on this machine; "ray": Ray tasks of `threads`
+    CPUs each on the cluster at `address` (repro/study/ray_backend.py)."""
     cores = os.cpu_count() or 1
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from .ray_backend import require_ray
+
+        require_ray()  # before anything is written: a missing Ray is one line, not a failed grid
     if workers < 1 or threads < 1:
         raise ConfigError(f"--workers {workers} and --threads {threads} must be at least 1")
-    if workers * threads > cores:
+    if backend == "local" and workers * threads > cores:
         raise ConfigError(f"--workers {workers} x --threads {threads} = {workers * threads} exceeds this machine's "
                           f"{cores} cores; lower one of them")
     out = Path(out)
@@ -241,8 +252,16 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     interrupted: list[Cell] = []
     for cell, source in copies:
         record(cell, _reuse(cell, source, out))
+    if backend == "ray" and todo:
+        from .ray_backend import connect
+
+        connect(address)
     with stop_signals():
-        if workers == 1:
+        if backend == "ray" and todo:
+            from .ray_backend import run_on_ray
+
+            run_on_ray(todo, record, out, data_root, threads, address)
+        elif workers == 1:
             _run_here(todo, record, out, data_root, threads)
         elif todo:
             _run_in_pool(todo, record, out, data_root, threads, workers)
