@@ -42,8 +42,8 @@ def series(lr: float, step: int) -> float:
     return float(f"{lr * (3.0 if step % 2 else 1.0) * 10.0 ** (step // 2):.3g}")
 
 
-def screen_dir(grid: str, passes: int) -> Path:
-    return OUT / f"{grid}_p{passes}"
+def screen_dir(grid: str, passes: int, root: Path = OUT) -> Path:
+    return Path(root) / f"{grid}_p{passes}"
 
 
 def finished_errors(out: Path) -> dict[str, dict[float, list[float]]]:
@@ -139,9 +139,9 @@ def agreement(grid: Grid, cheap: int, full: int) -> str:
     return "\n".join(lines)
 
 
-def chosen_step_sizes(grid: Grid, passes: int) -> dict[str, float]:
+def chosen_step_sizes(grid: Grid, passes: int, root: Path = OUT) -> dict[str, float]:
     """{pure variant: chosen lr} for every variant whose ladder is complete (its best inside, or at MAX_STEPS)."""
-    errors = finished_errors(screen_dir(grid.name, passes))
+    errors = finished_errors(screen_dir(grid.name, passes, root))
     chosen = {}
     for v in pure_variants(grid, None):
         found = errors.get(v.name, {})
