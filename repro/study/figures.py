@@ -55,11 +55,14 @@ PAPER_TEST_ERROR_PCT = 0.95
 PAPER_TRAIN_ERROR_PCT = 0.35
 
 
-def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
+def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path,
+                       paper: dict[str, tuple[float | None, float | None]] | None = None) -> Path:
     """Cf. Fig. 5: training and test error per pass, one panel per group of runs (one line per seed), with the
-    paper's 0.95% test and 0.35% training error as reference lines."""
+    paper's test and training error for the group (`paper[title]`; default 0.95% and 0.35%, Sec. III-C) as
+    reference lines."""
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
     for ax, (title, run_dirs) in zip(axes[0], groups.items()):
+        paper_test, paper_train = (paper or {}).get(title, (PAPER_TEST_ERROR_PCT, PAPER_TRAIN_ERROR_PCT))
         for i, run_dir in enumerate(run_dirs):
             log = read_log(run_dir)
             passes = [e["pass"] for e in log]
@@ -70,8 +73,10 @@ def plot_error_vs_pass(groups: dict[str, list[Path]], path: Path) -> Path:
                     label="training" if i == 0 else None)
             ax.annotate(label, (passes[-1], log[-1]["test_error_pct"]), fontsize=7, xytext=(3, 0),
                         textcoords="offset points")
-        ax.axhline(PAPER_TEST_ERROR_PCT, color="C0", lw=0.8, ls=":", label="paper test 0.95%")
-        ax.axhline(PAPER_TRAIN_ERROR_PCT, color="C1", lw=0.8, ls=":", label="paper training 0.35%")
+        if paper_test is not None:
+            ax.axhline(paper_test, color="C0", lw=0.8, ls=":", label=f"paper test {paper_test:g}%")
+        if paper_train is not None:
+            ax.axhline(paper_train, color="C1", lw=0.8, ls=":", label=f"paper training {paper_train:g}%")
         _error_per_pass_axes(ax, [0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50], "error (%)")
         ax.set_title(title)
         ax.legend(fontsize=8)
@@ -106,18 +111,20 @@ def make_static_figures(out_dir: Path) -> list[Path]:
 FIG5_GROUPS = ("paper_final", "paper_distortions", "paper")
 
 
-def reproduction_runs(results: Path) -> dict[str, list[Path]]:
-    """results/<folder>/seed<N>/ folders that hold a log, grouped as the reproduction table groups them."""
+def reproduction_runs(results: Path) -> tuple[dict[str, list[Path]], dict[str, tuple]]:
+    """results/<folder>/seed<N>/ folders that hold a log, grouped as the reproduction table groups them, and
+    each group's (paper test error, paper training error)."""
     from .report import RESULT_GROUPS
 
-    groups = {}
-    for folder, label, _command, _paper in RESULT_GROUPS:
+    groups, paper = {}, {}
+    for folder, label, _command, paper_values in RESULT_GROUPS:
         if folder not in FIG5_GROUPS:
             continue
         runs = sorted(d for d in (results / folder).glob("seed*") if (d / "log.jsonl").exists())
         if runs:
             groups[f"preset {label}"] = runs
-    return groups
+            paper[f"preset {label}"] = paper_values or (None, None)
+    return groups, paper
 
 
 def component_deltas(grid_dir: Path, grid) -> "pd.DataFrame":
@@ -359,15 +366,16 @@ def plot_error_vs_training_size(points: dict, path: Path) -> Path:
     without distortions; mean over seeds with 95% intervals, the paper's stated values as stars."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = {"paper": "C0", "paper_distortions": "C2"}
+    names = {"paper": "without distortions", "paper_distortions": "with distortions"}
     for (preset, curve), pts in sorted(points.items()):
         sizes, means, halves = zip(*pts)
         errs = [0 if h != h else h for h in halves]  # NaN (one seed): no bar
         ax.errorbar(sizes, means, yerr=errs, fmt="-o" if curve == "test" else "--s", ms=4, capsize=3,
-                    color=colors[preset], label=f"{preset}: {curve}")
+                    color=colors[preset], label=f"{curve} error, {names[preset]}")
         paper = FIG6_PAPER_POINTS.get((preset, curve))
         if paper is not None:
             ax.plot([60_000], [paper], "*", ms=12, color=colors[preset], mec="k",
-                    label=f"paper {preset}: {curve} {paper}%")
+                    label=f"the paper: {curve} {paper}%, {names[preset]}")
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator([15_000, 30_000, 60_000]))
     ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
@@ -447,9 +455,9 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
 def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:
     """Every figure; those that need results are skipped when results/ lacks them."""
     paths = make_static_figures(out_dir)
-    groups = reproduction_runs(results)
+    groups, paper = reproduction_runs(results)
     if groups:
-        paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png"))
+        paths.append(plot_error_vs_pass(groups, out_dir / "fig5_error_vs_pass.png", paper))
     paths += make_fig6(out_dir, results)
     paths += make_showcase_figures(out_dir, results, data_root)
     paths += make_fig8(out_dir, results, data_root)
