@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .components import HEADS, LOSSES, REGISTRIES
+from .data import DATASETS
 from .errors import ConfigError
 from .optim import OPTIMIZERS, SCHEDULES
 
@@ -31,6 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # training patterns and report on those instead (every choice of ours is made this way)
     "evaluate_on": ("test", "validation"),
     "distortions": ("none", "affine"),  # Sec. III-C: 540,000 affine-distorted patterns pooled with the originals
+    "dataset": tuple(DATASETS),  # MNIST, the paper's; Fashion-MNIST, the same format and a harder task
 }
 
 
@@ -83,6 +85,7 @@ class TrainConfig:
     evaluate_on: str = "test"  # where the per-pass "test" error is measured: test set or validation split
     distortions: str = "none"  # affine: train on distorted patterns too (repro/distortions.py)
     distortion_strength: float = 1.0  # multiplies every range of repro.distortions.AFFINE_RANGES
+    dataset: str = "mnist"  # repro.data.DATASETS: mnist or fashion_mnist, through the same loading and checks
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -147,7 +150,7 @@ def coerce(cls, key: str, value: str):
 MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 # TrainConfig fields added after the first committed runs, with their defaults (see RunConfig.digest)
 LATER_FIELDS = {"hessian_every": 0, "warmup_updates": 0, "evaluate_on": "test", "distortions": "none",
-                "distortion_strength": 1.0}
+                "distortion_strength": 1.0, "dataset": "mnist"}
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 # Each head's losses; the first is its default (loss=auto).

@@ -117,15 +117,15 @@ def split_data(config: RunConfig, split: str, data_root=None) -> tuple[torch.Ten
     out, and its first `train_size` patterns)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    mode = config.model.input
+    mode, dataset = config.model.input, config.train.dataset
     if split == "test":  # read only the test files (load_mnist would read and preprocess the training set too)
-        images, labels = load_raw(data_root, "test")
+        images, labels = load_raw(data_root, "test", dataset=dataset)
         return preprocess(images, mode), labels
     if split == "validation":
-        data = load_mnist(mode, data_root, evaluate_on="validation")
+        data = load_mnist(mode, data_root, evaluate_on="validation", dataset=dataset)
         return data.test_x, data.test_y
     data = load_mnist(mode, data_root, train_size=config.train.train_size or None,
-                      evaluate_on=config.train.evaluate_on)
+                      evaluate_on=config.train.evaluate_on, dataset=dataset)
     return data.train_x, data.train_y
 
 

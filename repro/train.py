@@ -212,7 +212,7 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
     if pending:
         cfg = config.train
         data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None,
-                                  evaluate_on=cfg.evaluate_on)
+                                  evaluate_on=cfg.evaluate_on, dataset=cfg.dataset)
         # runs resumed at different positions cannot share lockstep updates: drive each position's group alone
         with stop_signals():
             for position in sorted({(r.pass_index, r.step) for r in pending}):

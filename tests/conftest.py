@@ -19,11 +19,11 @@ def write_idx(path: Path, array: torch.Tensor, magic: int) -> None:
     path.write_bytes(header + array.to(torch.uint8).numpy().tobytes())
 
 
-def make_mnist(root: Path, n_train: int, n_test: int) -> Path:
-    """Write a synthetic MNIST in torchvision's raw layout under `root`."""
-    gen = torch.Generator().manual_seed(1)
+def make_mnist(root: Path, n_train: int, n_test: int, folder: str = "MNIST") -> Path:
+    """Write a synthetic MNIST (or, with folder="FashionMNIST", Fashion-MNIST) in torchvision's raw layout."""
+    gen = torch.Generator().manual_seed(1 if folder == "MNIST" else 2)
     for split, n in (("train", n_train), ("test", n_test)):
-        raw = root / "MNIST" / "raw"
+        raw = root / folder / "raw"
         images = torch.randint(0, 256, (n, 28, 28), generator=gen)
         labels = torch.arange(n) % 10
         write_idx(raw / RAW_FILES[(split, "images")], images, 0x803)

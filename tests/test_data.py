@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from conftest import make_mnist
+
 from repro import data
 from repro.data import DataError, RAW_FILES, load_mnist, preprocess
 
@@ -34,7 +36,7 @@ def test_root_from_environment(tiny_mnist, monkeypatch):
 
 
 def test_missing_root_names_paths_variable_and_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_try_download", lambda root: "torchvision's download failed: URLError")
+    monkeypatch.setattr(data, "_try_download", lambda root, dataset: "torchvision's download failed: URLError")
     with pytest.raises(DataError) as err:
         load_mnist("32", tmp_path / "nowhere")
     msg = str(err.value)
@@ -53,7 +55,7 @@ def test_truncated_file_is_named(tiny_mnist):
 def test_corrupt_magic_is_named(tiny_mnist):
     path = tiny_mnist / "MNIST" / "raw" / RAW_FILES[("test", "labels")]
     path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not an MNIST labels IDX file"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not a labels IDX file of MNIST"):
         load_mnist("32", tiny_mnist, download=False)
 
 
@@ -84,3 +86,39 @@ def test_validation_split_holds_out_the_last_training_patterns(tmp_path):
 def test_validation_split_needs_enough_training_patterns(tiny_mnist):
     with pytest.raises(DataError, match="too few to hold out a validation split"):
         load_mnist("32", tiny_mnist, download=False, evaluate_on="validation")
+
+
+def test_fashion_mnist_is_read_from_its_own_folder_through_the_same_checks(tmp_path, monkeypatch):
+    make_mnist(tmp_path, 32, 16)
+    with pytest.raises(DataError) as err:  # no Fashion-MNIST yet: the message names its folder
+        monkeypatch.setattr(data, "_try_download", lambda root, dataset: "offline")
+        load_mnist("32", tmp_path, dataset="fashion_mnist")
+    assert str(tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte") in str(err.value)
+    assert str(err.value).startswith("Fashion-MNIST not found") and "\n" not in str(err.value)
+    make_mnist(tmp_path, 24, 8, folder="FashionMNIST")
+    fashion, digits = load_mnist("28", tmp_path, dataset="fashion_mnist"), load_mnist("28", tmp_path)
+    assert fashion.train_x.shape == (24, 1, 28, 28) and digits.train_x.shape == (32, 1, 28, 28)
+    path = tmp_path / "FashionMNIST" / "raw" / RAW_FILES[("test", "labels")]
+    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not a labels IDX file of Fashion-MNIST"):
+        load_mnist("32", tmp_path, dataset="fashion_mnist")
+
+
+def test_a_run_trains_on_the_dataset_its_config_names(tmp_path):
+    from repro.config import ConfigError, run_config
+    from repro.train import train
+    make_mnist(tmp_path, 32, 16, folder="FashionMNIST")  # and no MNIST at all
+    config = run_config("paper", {"dataset": "fashion_mnist", "epochs": 1, "hessian_samples": 8})
+    summary = train(config, tmp_path / "run", data_root=tmp_path, progress=False)
+    assert summary["status"] == "finished" and summary["config"]["train"]["dataset"] == "fashion_mnist"
+    assert run_config("paper").digest() == run_config("paper", {"dataset": "mnist"}).digest()
+    with pytest.raises(ConfigError, match="dataset"):
+        run_config("paper", {"dataset": "cifar10"})
+
+
+def test_real_fashion_mnist(real_data_root):
+    if not (real_data_root / "FashionMNIST" / "raw" / RAW_FILES[("train", "images")]).is_file():
+        pytest.skip("Fashion-MNIST not under the data root")
+    d = load_mnist("32", real_data_root, download=False, dataset="fashion_mnist")
+    assert d.train_x.shape == (60_000, 1, 32, 32) and d.test_x.shape == (10_000, 1, 32, 32)
+    assert torch.bincount(d.train_y).tolist() == [6000] * 10  # Fashion-MNIST is balanced

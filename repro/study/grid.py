@@ -130,10 +130,10 @@ def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
     torch.set_num_threads(threads)
     try:
         train = cell.config.train
-        key = (cell.config.model.input, str(data_root), train.train_size, train.evaluate_on)
+        key = (cell.config.model.input, str(data_root), train.train_size, train.evaluate_on, train.dataset)
         if key not in _DATA_CACHE:
             _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root, train_size=train.train_size or None,
-                                          evaluate_on=train.evaluate_on)
+                                          evaluate_on=train.evaluate_on, dataset=train.dataset)
         if stop_requested():  # the grid is stopping: do not start another run
             return {"status": INTERRUPTED, "message": "not started"}
         return train_seeds(cell.config, [cell.seed], [cell.run_dir(out)], data_root, resume=True,
@@ -234,7 +234,8 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     if todo:
         from ..data import load_raw
 
-        load_raw(data_root, "test")  # missing data: one DataError now, not one failed row per run
+        for dataset in sorted({c.config.train.dataset for c in todo}):
+            load_raw(data_root, "test", dataset=dataset)  # missing data: one DataError now, not a failed row per run
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo) - len(copies), unit="run", disable=not progress,
                desc=grid.name, file=sys.stderr, dynamic_ncols=True)
 
