@@ -439,8 +439,8 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
                                      out_dir / f"ablation_{name}.png"))
         else:
             deltas[name] = component_deltas(grid_dir, grid)
-            paths.append(plot_ablation_deltas(deltas[name], f"{name}: {grid.description}\n(Δ vs the reference, "
-                                                            f"{grid.reference.name}, protocol {grid.protocol})",
+            paths.append(plot_ablation_deltas(deltas[name], f"{name}, protocol {grid.protocol}: Δ vs the "
+                                                            f"reference, the {grid.reference.name} preset",
                                               out_dir / f"ablation_{name}.png"))
         paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
