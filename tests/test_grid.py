@@ -16,7 +16,7 @@ from repro.study.ablation import ablation_table, table_markdown
 from repro.study.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix,
                                  plot_misclassified)
 from repro.study.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
-from repro.study.grids import (COMPONENTS, GRIDS, LADDER, PROTOCOLS, SDLM_ETA_BY_LOSS, STEP_SIZES, Grid,
+from repro.study.grids import (COMPONENTS, FASHION_SUFFIX, GRIDS, LADDER, PROTOCOLS, SDLM_ETA_BY_LOSS, STEP_SIZES, Grid,
                                Variant)
 from repro.study.report import ablation_markers, write_reports
 from repro.study.stats import mcnemar, paired_delta
@@ -24,7 +24,7 @@ from repro.study.stats import mcnemar, paired_delta
 # ---------------------------------------------------------------- declarations
 
 
-SWAP_GRIDS = sorted(name for name in GRIDS if name != "ladder")
+SWAP_GRIDS = sorted(name for name in GRIDS if not name.startswith("ladder"))
 
 
 def allowed_differences(v, protocol) -> set:
@@ -84,6 +84,16 @@ def test_grids_start_from_their_presets_under_their_protocols():
     for grid in GRIDS.values():
         digests = [v.config.digest() for v in grid.variants]
         assert len(set(digests)) == len(digests), grid.name
+
+
+@pytest.mark.parametrize("name", sorted(n for n in GRIDS if n.endswith(FASHION_SUFFIX)))
+def test_each_fashion_mnist_grid_is_its_mnist_twin_on_the_other_dataset(name):
+    twin = GRIDS[name.removesuffix(FASHION_SUFFIX)]
+    pure = [v for v in GRIDS[name].variants if not v.own_lr]
+    assert [v.name for v in pure] == [v.name for v in twin.variants if not v.own_lr]
+    for v, w in zip(pure, twin.variants):
+        assert config_differences(w.config, v.config) == {"dataset": ("mnist", "fashion_mnist")}
+        assert v.baseline == w.baseline
 
 
 def test_the_ladder_climbs_one_rung_at_a_time_from_the_paper_preset_to_the_modern_one():

@@ -8,6 +8,8 @@
   modern preset with exactly one 1998 component restored.
 - `ladder`: from the paper preset to the modern one, one component (or one protocol change) at a time,
   cumulatively, in the order the field adopted them (`LADDER`).
+- `one_at_a_time_fashion_mnist`, `leave_one_in_fashion_mnist`, `ladder_fashion_mnist`: the same three on
+  Fashion-MNIST (`dataset=fashion_mnist`), to ask whether the ranking holds on a harder task.
 
 A variant changes one *component*. Each component is one config field, except two that carry their own
 settings: the optimizer brings its step size and schedule (the protocol's `optimizer_settings`: swapping SDLM
@@ -139,12 +141,13 @@ class Grid:
                        f"{', '.join(v.name for v in self.variants)}")
 
 
-def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str = "minibatch") -> RunConfig:
-    """The preset under a protocol, with the optimizer's own settings (SDLM's eta for the config's loss), plus
-    the swapped components."""
+def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str = "minibatch",
+                dataset: str = "mnist") -> RunConfig:
+    """The preset under a protocol on a dataset, with the optimizer's own settings (SDLM's eta for the config's
+    loss), plus the swapped components."""
     swap, proto = swap or {}, PROTOCOLS[protocol]
     optimizer = swap.get("optimizer", run_config(preset).train.optimizer)
-    config = run_config(preset, {**proto.fields, **proto.optimizer_settings[optimizer], **swap})
+    config = run_config(preset, {**proto.fields, **proto.optimizer_settings[optimizer], **swap, "dataset": dataset})
     if optimizer == "sdlm" and "lr" not in swap:
         config = with_lr(config, proto.sdlm_eta_by_loss[config.loss])
     return config
@@ -190,30 +193,34 @@ def _with_own_step_sizes(name: str, variants: list[Variant]) -> list[Variant]:
     return variants + own
 
 
-def _grid(name: str, preset: str, description: str, era: int, protocol: str) -> Grid:
+def _grid(name: str, preset: str, description: str, era: int, protocol: str, dataset: str = "mnist") -> Grid:
     """era 1: swap each component to its modern value; era 0: restore each to its 1998 value."""
-    variants = [Variant(preset, None, None, grid_config(preset, protocol=protocol))]
+    variants = [Variant(preset, None, None, grid_config(preset, protocol=protocol, dataset=dataset))]
     for component, values in COMPONENTS.items():
         value = values[era]
         variants.append(Variant(f"{component}={value}", component, value,
-                                grid_config(preset, {component: value}, protocol), baseline=preset))
+                                grid_config(preset, {component: value}, protocol, dataset), baseline=preset))
     return Grid(name, preset, description, tuple(_with_own_step_sizes(name, variants)), protocol)
 
 
-def _ladder(name: str) -> Grid:
+def _ladder(name: str, dataset: str = "mnist") -> Grid:
     """The paper preset, then LADDER's rungs applied one after another, each compared with the rung before."""
     swaps, protocol = {}, "paper"
-    variants = [Variant("paper", None, None, grid_config("paper", protocol=protocol))]
+    variants = [Variant("paper", None, None, grid_config("paper", protocol=protocol, dataset=dataset))]
     for component, value in LADDER:
         if component == "protocol":
             protocol = value
         else:
             swaps[component] = value
         variants.append(Variant(f"+{component}={value}", component, value,
-                                grid_config("paper", dict(swaps), protocol), baseline=variants[-1].name))
-    return Grid(name, "paper", "from the paper preset to the modern one, one rung at a time", 
+                                grid_config("paper", dict(swaps), protocol, dataset), baseline=variants[-1].name))
+    return Grid(name, "paper", "from the paper preset to the modern one, one rung at a time",
                 tuple(_with_own_step_sizes(name, variants)), "paper")
 
+
+# Fashion-MNIST (the Fashion-MNIST issue): the same grids on a harder task, each under its MNIST twin's name plus
+# FASHION_SUFFIX, with its own step sizes (STEP_SIZES, chosen on Fashion-MNIST's own validation split)
+FASHION_SUFFIX = "_fashion_mnist"
 
 GRIDS: dict[str, Grid] = {
     "one_at_a_time": _grid("one_at_a_time", "paper", "the paper preset with one component modernised at a time, "
@@ -225,4 +232,11 @@ GRIDS: dict[str, Grid] = {
                           "the modern preset with one 1998 component restored at a time", era=0,
                           protocol="minibatch"),
     "ladder": _ladder("ladder"),
+    "one_at_a_time" + FASHION_SUFFIX: _grid("one_at_a_time" + FASHION_SUFFIX, "paper", "the paper preset with one "
+                                            "component modernised at a time, at the paper's protocol, on "
+                                            "Fashion-MNIST", era=1, protocol="paper", dataset="fashion_mnist"),
+    "leave_one_in" + FASHION_SUFFIX: _grid("leave_one_in" + FASHION_SUFFIX, "modern", "the modern preset with one "
+                                           "1998 component restored at a time, on Fashion-MNIST", era=0,
+                                           protocol="minibatch", dataset="fashion_mnist"),
+    "ladder" + FASHION_SUFFIX: _ladder("ladder" + FASHION_SUFFIX, dataset="fashion_mnist"),
 }
