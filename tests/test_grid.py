@@ -370,7 +370,7 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
                              {v.name: [1.0 + i / 10, 1.2 + i / 10, 0.9 + i / 5] for i, v in enumerate(grid.variants)})
     paths = make_grid_figures(tmp_path / "figures", results)
     assert [p.name for p in paths] == [f"ablation_{name}{kind}.png" for name in GRIDS for kind in ("", "_curves")] \
-        + ["ablation_protocols.png"]
+        + ["ablation_protocols.png", "ablation_datasets_one_at_a_time.png", "ablation_datasets_leave_one_in.png"]
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
@@ -474,3 +474,11 @@ def test_holm_matches_hand_computation():
     assert adjusted[:3] == pytest.approx([0.06, 0.5, 0.04]) and math.isnan(adjusted[3])
     assert adjusted[4] == pytest.approx(0.06)
     assert holm([0.9, 0.8]) == [1.0, 1.0]
+
+
+def test_rank_correlation_matches_hand_computation():
+    from repro.study.stats import rank_correlation
+    assert rank_correlation([1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])[0] == pytest.approx(1.0)
+    # ranks (1, 2, 3, 4) vs (2, 1, 4, 3): d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
+    assert rank_correlation([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0])[0] == pytest.approx(0.6)
+    assert math.isnan(rank_correlation([1.0, 2.0], [2.0, 1.0])[0])

@@ -418,6 +418,32 @@ def make_fig8(out_dir: Path, results: Path, data_root=None) -> list[Path]:
 
 # grids that make the same swaps under two protocols, drawn side by side (the README says where rankings flip)
 PROTOCOL_PAIRS = {"ablation_protocols.png": ("one_at_a_time", "one_at_a_time_minibatch")}
+# grids that make the same swaps on MNIST and on Fashion-MNIST: does the ranking transfer?
+DATASET_PAIRS = {f"ablation_datasets_{name}.png": (name, name + "_fashion_mnist")
+                 for name in ("one_at_a_time", "leave_one_in")}
+
+
+def plot_dataset_comparison(mnist, fashion, title: str, path: Path) -> Path:
+    """Each swap's delta on MNIST (x) against its delta on Fashion-MNIST (y), both with their 95% intervals,
+    and the Spearman rank correlation of the two rankings in the title."""
+    from .stats import rank_correlation
+
+    both = mnist.dropna(subset=["delta"]).merge(fashion.dropna(subset=["delta"]), on="variant",
+                                                 suffixes=("_mnist", "_fashion"))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.errorbar(both["delta_mnist"], both["delta_fashion"], xerr=both["half_mnist"].fillna(0.0),
+                yerr=both["half_fashion"].fillna(0.0), fmt="o", capsize=3)
+    for _, row in both.iterrows():
+        ax.annotate(row["variant"], (row["delta_mnist"], row["delta_fashion"]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.axvline(0.0, color="k", lw=0.8)
+    rho, p = rank_correlation(list(both["delta_mnist"]), list(both["delta_fashion"]))
+    ax.set_xlabel("Δ test error on MNIST, pp (vs the reference, 95% CI)")
+    ax.set_ylabel("Δ test error on Fashion-MNIST, pp")
+    ax.set_title(f"{title}\nSpearman's rank correlation {rho:.2f} (p = {p:.2g}, {len(both)} swaps)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
 
 
 def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
@@ -434,7 +460,7 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
         if not rows:
             continue
         order = [v.name for v in grid.variants]
-        if name == "ladder":
+        if name.startswith("ladder"):
             paths.append(plot_ladder(grid_table(grid_dir, grid), grid, f"{name}: {grid.description}",
                                      out_dir / f"ablation_{name}.png"))
         else:
@@ -449,6 +475,10 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
             paths.append(plot_protocol_comparison(
                 {f"{n} (protocol {GRIDS[n].protocol})": deltas[n] for n in names},
                 "the same swaps of the paper preset under two protocols", out_dir / file))
+    for file, (name, fashion) in DATASET_PAIRS.items():
+        if name in deltas and fashion in deltas:
+            paths.append(plot_dataset_comparison(deltas[name], deltas[fashion], f"{name}: MNIST against "
+                                                 f"Fashion-MNIST", out_dir / file))
     return paths
 
 

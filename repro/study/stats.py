@@ -53,3 +53,12 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def rank_correlation(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Spearman's rank correlation of two rankings of the same items, with its two-sided p-value (nan for fewer
+    than 3 items)."""
+    if len(a) < 3:
+        return math.nan, math.nan
+    result = stats.spearmanr(a, b)
+    return float(result.statistic), float(result.pvalue)
