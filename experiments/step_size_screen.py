@@ -177,7 +177,8 @@ def main(argv=None) -> None:
     for _ in range(MAX_STEPS - len(BASE_STEPS) + 1):
         screen = screen_grid(grid, passes, args.variants, out)
         before = len(read_rows(out / RUNS_FILE)[0])
-        run_grid(screen, args.seeds, out, args.workers, 1, args.data_root)
+        # a (config, seed) another screen already trained (e.g. the SDLM schedule screen's) is copied
+        run_grid(screen, args.seeds, out, args.workers, 1, args.data_root, reuse=sorted(OUT.parent.iterdir()))
         if len(read_rows(out / RUNS_FILE)[0]) == before:
             break
     print(table(grid, passes))
