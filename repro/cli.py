@@ -162,7 +162,7 @@ def cmd_grid(args) -> int:
         for v in grid.variants:
             diff = {k: val for k, val in v.config.flat().items() if reference[k] != val}
             print(f"{v.name:24s} {v.config.digest()}  {diff or reference}")
-        states = cell_states(grid, seeds, out)
+        states = cell_states(grid, seeds, out, reuse_sources(out))
         for cell, state in states:
             print(f"  {cell.variant:24s} seed {cell.seed}: {state}")
         todo = sum(state not in ("finished", "diverged") for _, state in states)

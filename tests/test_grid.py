@@ -452,6 +452,10 @@ def test_a_config_finished_in_another_folder_is_copied_not_trained(tmp_path, tin
     run_grid(grid, [0], tmp_path / "first", data_root=tiny_mnist, progress=False)
     renamed = Grid("other", "paper", "the same configs under other names",
                    tuple(dataclasses.replace(v, name=f"{v.name}-again") for v in grid.variants[:2]))
+    states = dict(((c.variant, c.seed), state) for c, state in
+                  grid_module.cell_states(renamed, [0, 1], tmp_path / "second", reuse=[tmp_path / "first"]))
+    assert states[("paper-again", 0)] == f"to copy from {tmp_path / 'first' / 'paper' / 'seed0'}"
+    assert states[("paper-again", 1)] == "to do"
     calls = count_calls(monkeypatch)
     rows = run_grid(renamed, [0, 1], tmp_path / "second", data_root=tiny_mnist, progress=False,
                     reuse=[tmp_path / "first"])

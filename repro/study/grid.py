@@ -313,10 +313,12 @@ def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, w
                     os.kill(child.pid, signal.SIGINT)
 
 
-def cell_states(grid, seeds, out: Path) -> list[tuple[Cell, str]]:
+def cell_states(grid, seeds, out: Path, reuse=()) -> list[tuple[Cell, str]]:
     """Each cell's state for `lenet5 grid --dry-run`: its row's status (finished, diverged, failed), 'partial'
-    with the passes done when its folder holds a checkpoint, else 'to do'."""
+    with the passes done when its folder holds a checkpoint, 'to copy' when one of the `reuse` folders holds
+    its config and seed finished, else 'to do'."""
     out = Path(out)
+    elsewhere = finished_runs([r for r in map(Path, reuse) if r.resolve() != out.resolve()])
     rows, _ = read_rows(out / RUNS_FILE)
     status = {(r["variant"], r["seed"]): r["status"] for r in rows}
     states = []
@@ -329,6 +331,7 @@ def cell_states(grid, seeds, out: Path) -> list[tuple[Cell, str]]:
                 passes = len(log.read_text().splitlines()) if log.exists() else 0
                 state = f"partial ({passes}/{cell.config.train.epochs} passes)"
             elif state is None:
-                state = "to do"
+                source = elsewhere.get((cell.config.digest(), cell.seed))
+                state = f"to copy from {source}" if source else "to do"
         states.append((cell, state))
     return states
