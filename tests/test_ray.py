@@ -32,17 +32,27 @@ def tiny_grid(epochs: int) -> Grid:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A one-node cluster of 2 CPUs from `ray start --head`, stopped at the end."""
+    """A one-node cluster of 2 CPUs from `ray start --head`, stopped at the end. HOME points at an empty folder
+    for the cluster and the drivers alike: an auth token that an earlier `ray.init()` left in ~/.ray would make
+    the cluster and a driver disagree about authentication (seen with Ray 2.60)."""
     temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 characters
     port = 6400 + os.getpid() % 500
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = temp
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}",
-                              "--include-dashboard=false", "--disable-usage-stats"],
-                             capture_output=True, text=True, env=env, timeout=120)
-    assert started.returncode == 0, started.stderr
-    yield f"127.0.0.1:{port}"
-    ray.shutdown()
-    subprocess.run([str(RAY), "stop", "--force"], capture_output=True, env=env, timeout=120)
+    try:
+        started = subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2",
+                                  f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats"],
+                                 capture_output=True, text=True, env=env, timeout=120)
+        assert started.returncode == 0, started.stderr
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        if home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = home
 
 
 def rows_by_key(out: Path) -> dict:
