@@ -23,7 +23,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         print(f"lenet5: error: {message} (see {self.prog} -h)", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(ConfigError.exit_code)
 
 
 def thread_count(text: str) -> int:

@@ -14,8 +14,6 @@ import contextlib
 import signal
 import threading
 
-from .errors import Interrupted
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_CHECK_PATTERNS = 1000  # patterns trained between two checks (a fraction of a second online)
 
@@ -29,11 +27,6 @@ def _handler(signum, _frame) -> None:
 def stop_requested() -> str | None:
     """The name of the first stop signal received (e.g. 'SIGINT'), or None."""
     return signal.Signals(_requested[0]).name if _requested else None
-
-
-def raise_if_requested(where: str) -> None:
-    if _requested:
-        raise Interrupted(f"{stop_requested()} {where}")
 
 
 def install_for_process() -> None:

@@ -161,35 +161,31 @@ def own_lr_name(name: str, lr: float) -> str:
     return f"{name}@lr={lr:g}"
 
 
-def own_step_variant(grid: Grid, name: str) -> str | None:
-    """The name of pure variant `name` at its own step size: itself where STEP_SIZES chose the protocol's step
-    size, `name@lr=X` where it chose another, None where nothing is chosen yet."""
-    chosen = STEP_SIZES.get(grid.name, {})
-    if name not in chosen:
+def _own_name(chosen: dict[str, float], v: Variant) -> str | None:
+    """Pure variant v at its own step size: v itself where `chosen` holds the protocol's step size, `name@lr=X`
+    where it holds another, None where nothing is chosen yet."""
+    if v.name not in chosen:
         return None
-    return name if chosen[name] == grid.variant(name).config.train.lr else own_lr_name(name, chosen[name])
+    return v.name if chosen[v.name] == v.config.train.lr else own_lr_name(v.name, chosen[v.name])
+
+
+def own_step_variant(grid: Grid, name: str) -> str | None:
+    """The name of pure variant `name` of `grid` at its own step size (`_own_name` under STEP_SIZES)."""
+    return _own_name(STEP_SIZES.get(grid.name, {}), grid.variant(name))
 
 
 def _with_own_step_sizes(name: str, variants: list[Variant]) -> list[Variant]:
     """The variants, then each at its own step size where STEP_SIZES holds one that differs from its pure
-    swap's (where it is the same, the pure swap is also the variant at its own step size)."""
-    chosen = STEP_SIZES.get(name, {})
-
-    def own_name(v: Variant) -> str | None:
-        if v.name not in chosen:
-            return None
-        return v.name if chosen[v.name] == v.config.train.lr else own_lr_name(v.name, chosen[v.name])
-
+    swap's (where it is the same, the pure swap is also the variant at its own step size). Each is compared with
+    its baseline at its own step size (the reference's, or on the ladder the previous rung's)."""
+    chosen, by_name = STEP_SIZES.get(name, {}), {v.name: v for v in variants}
     own = []
     for v in variants:
-        target = own_name(v)
+        target = _own_name(chosen, v)
         if target is None or target == v.name:
             continue
-        baseline = own_name(variants[0]) if v.baseline is not None else None
-        if v.baseline is not None and v.baseline != variants[0].name:  # the ladder: the previous rung at its own
-            baseline = own_name(next(b for b in variants if b.name == v.baseline))
-        own.append(Variant(target, v.component, v.value, with_lr(v.config, chosen[v.name]), True,
-                           baseline if v.baseline is not None else None))
+        baseline = None if v.baseline is None else _own_name(chosen, by_name[v.baseline])
+        own.append(Variant(target, v.component, v.value, with_lr(v.config, chosen[v.name]), True, baseline))
     return variants + own
 
 

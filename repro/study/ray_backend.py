@@ -62,17 +62,17 @@ def train_cell_on_node(cell, data_root, threads: int, scratch: str | None) -> di
     files = {}
     if summary["status"] in ("finished", "diverged"):
         files = {name: (run_dir / name).read_bytes() for name in RETURNED_FILES if (run_dir / name).exists()}
-    return {"summary": summary, "files": files, "node": os.uname().nodename}
+    return {"summary": summary, "files": files}
 
 
-def run_on_ray(todo, record, out: Path, data_root, threads: int, address: str | None) -> None:
-    """Run `todo`'s cells as Ray tasks on the cluster at `address` (None: start a local one), recording each
-    result through `record` as it comes back."""
+def run_on_ray(todo, record, out: Path, data_root, threads: int) -> None:
+    """Run `todo`'s cells as Ray tasks on the cluster `connect` joined, recording each result through `record`
+    as it comes back."""
     ray = require_ray()
     from .. import atomic
+    from .grid import INTERRUPTED
 
     env = {k: v for k, v in os.environ.items() if k.startswith("LENET5_")}
-    connect(address)
     task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES, runtime_env={"env_vars": env})(train_cell_on_node)
     scratch = os.environ.get(SCRATCH_ENV)
     data_root = None if data_root is None else str(Path(data_root).resolve())
@@ -85,7 +85,7 @@ def run_on_ray(todo, record, out: Path, data_root, threads: int, address: str | 
             try:
                 result = ray.get(ref)
             except ray.exceptions.TaskCancelledError:
-                record(cell, {"status": "interrupted", "message": "cancelled before it started"})
+                record(cell, {"status": INTERRUPTED, "message": "cancelled before it started"})
                 continue
             except ray.exceptions.RayError as exc:  # the task failed for good (retries spent, or an error)
                 record(cell, {"status": "failed", "message": f"{type(exc).__name__}: "
