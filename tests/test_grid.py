@@ -486,3 +486,16 @@ def test_rank_correlation_matches_hand_computation():
     # ranks (1, 2, 3, 4) vs (2, 1, 4, 3): d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
     assert rank_correlation([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0])[0] == pytest.approx(0.6)
     assert math.isnan(rank_correlation([1.0, 2.0], [2.0, 1.0])[0])
+
+
+def test_runs_are_looked_for_only_in_a_results_tree_and_foreign_files_are_skipped(tmp_path):
+    grids = tmp_path / "results" / "grids"
+    (grids / "other").mkdir(parents=True)
+    (tmp_path / "results" / "paper_final" / "seed0").mkdir(parents=True)
+    assert grid_module.reuse_sources(grids / "mine") == [grids / "other", tmp_path / "results" / "grids",
+                                                          tmp_path / "results" / "paper_final"]
+    assert grid_module.reuse_sources(tmp_path / "scratch" / "mine") == []
+    # a runs file and a summary that are not ours (no digest, no config) are passed over, not a KeyError
+    append_row(grids / "other" / RUNS_FILE, {"variant": "x", "seed": 0, "status": "finished", "run_dir": "x"})
+    (tmp_path / "results" / "paper_final" / "seed0" / "summary.json").write_text('{"status": "finished"}')
+    assert grid_module.finished_runs(grid_module.reuse_sources(grids / "mine")) == {}

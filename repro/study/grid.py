@@ -155,28 +155,37 @@ def _check_rows(rows: list[dict], cells: list[Cell], runs_file: Path) -> None:
                               f"move the old results away")
 
 
-def finished_runs(sources) -> dict[tuple[str, int], Path]:
+def finished_runs(sources, exclude: Path | None = None) -> dict[tuple[str, int], Path]:
     """{(config digest, seed): run folder} of the finished runs in other grid folders (their runs.jsonl) and
-    result folders (their seed<N>/summary.json), so that a grid need not train a config another has trained."""
+    result folders (their seed<N>/summary.json), so that a grid need not train a config another has trained.
+    `exclude`: a folder to leave out (the grid's own)."""
     found: dict[tuple[str, int], Path] = {}
-    for source in map(Path, sources):
+    skip = None if exclude is None else Path(exclude).resolve()
+    for source in (Path(s) for s in sources if Path(s).resolve() != skip):
         for row in read_rows(source / RUNS_FILE)[0]:
-            if row["status"] == "finished" and not row.get("reused_from"):
+            if row.get("status") == "finished" and "digest" in row and not row.get("reused_from"):
                 found.setdefault((row["digest"], row["seed"]), source / row["run_dir"])
         for path in sorted(source.glob("seed*/summary.json")):
-            summary = json.loads(path.read_text())
-            if summary["status"] == "finished" and (path.parent / "model.pt").exists():
+            try:
+                summary = json.loads(path.read_text())
                 config = RunConfig.from_dict(summary["config"])
+            except (OSError, ValueError, KeyError, TypeError):  # not a run of ours: nothing to copy
+                continue
+            if summary.get("status") == "finished" and (path.parent / "model.pt").exists():
                 found.setdefault((config.digest(), config.train.seed), path.parent)
     return found
 
 
 def reuse_sources(out: Path) -> list[Path]:
-    """Where `lenet5 grid` looks for finished runs to copy: the other grids beside `out` (results/grids/*) and
-    the result folders above them (results/*, e.g. results/paper_final, whose runs are the paper preset's)."""
+    """Where `lenet5 grid` looks for finished runs to copy, when `out` lies in a results tree (.../grids/NAME):
+    the other grids beside it (results/grids/*) and the result folders above them (results/*, e.g.
+    results/paper_final, whose runs are the paper preset's). Anywhere else: nowhere, so that an --out in a
+    shared folder such as /tmp never has its neighbours searched."""
     out = Path(out).resolve()
-    return [d for parent in (out.parent, out.parent.parent) if parent.is_dir()
-            for d in sorted(parent.iterdir()) if d.is_dir() and d != out]
+    if out.parent.name != "grids":
+        return []
+    return [d for parent in (out.parent, out.parent.parent) for d in sorted(parent.iterdir())
+            if d.is_dir() and d != out]
 
 
 def _reuse(cell: Cell, source: Path, out: Path) -> dict:
@@ -228,9 +237,10 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     _check_rows(rows, cells, runs_file)
     done = {(r["variant"], r["seed"]) for r in rows}
     todo = [c for c in cells if c.key not in done]
-    elsewhere = finished_runs([r for r in map(Path, reuse) if r.resolve() != out.resolve()]) if todo else {}
-    copies = [(c, elsewhere[(c.config.digest(), c.seed)]) for c in todo if (c.config.digest(), c.seed) in elsewhere]
-    todo = [c for c in todo if (c.config.digest(), c.seed) not in elsewhere]
+    elsewhere = finished_runs(reuse, exclude=out) if todo else {}
+    sources = {c.key: elsewhere.get((c.config.digest(), c.seed)) for c in todo}
+    copies = [(c, sources[c.key]) for c in todo if sources[c.key]]
+    todo = [c for c in todo if not sources[c.key]]
     if todo:
         from ..data import load_raw
 
@@ -261,7 +271,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
         if backend == "ray" and todo:
             from .ray_backend import run_on_ray
 
-            run_on_ray(todo, record, out, data_root, threads, address)
+            run_on_ray(todo, record, out, data_root, threads)
         elif workers == 1:
             _run_here(todo, record, out, data_root, threads)
         elif todo:
@@ -318,7 +328,7 @@ def cell_states(grid, seeds, out: Path, reuse=()) -> list[tuple[Cell, str]]:
     with the passes done when its folder holds a checkpoint, 'to copy' when one of the `reuse` folders holds
     its config and seed finished, else 'to do'."""
     out = Path(out)
-    elsewhere = finished_runs([r for r in map(Path, reuse) if r.resolve() != out.resolve()])
+    elsewhere = finished_runs(reuse, exclude=out)
     rows, _ = read_rows(out / RUNS_FILE)
     status = {(r["variant"], r["seed"]): r["status"] for r in rows}
     states = []
