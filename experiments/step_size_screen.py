@@ -10,7 +10,9 @@ the best is inside or the ladder spans 1,000x (`ladder`).
 Cheap screen: the first `--passes` passes of the grid's protocol (default: 4 of the paper protocol's 20; all 5 of
 the mini-batch protocol). Under the paper's per-pass table the learning rate of a pass does not depend on the
 number of passes, so a 4-pass run is exactly the first 4 passes of the 20-pass one, and `--passes 20` on a few
-variants shows whether the cheap ranking holds at the full protocol (`--agreement`).
+variants shows whether the cheap ranking holds at the full protocol (`--agreement`). A variant that trains under
+another protocol than its grid's (the ladder's rungs after its protocol rung) is screened at that protocol's
+cheap length, in the same folder.
 
     python -m experiments.step_size_screen one_at_a_time --data-root ../shared/data [--workers 2]
     python -m experiments.step_size_screen one_at_a_time --passes 20 --variants paper activation=relu
@@ -92,12 +94,19 @@ def pure_variants(grid: Grid, names: list[str] | None) -> list[Variant]:
     return [v for v in variants if not names or v.name in names]
 
 
+def cheap_passes(protocol: str) -> int:
+    return CHEAP_PASSES.get(protocol, PROTOCOLS[protocol].fields["epochs"])
+
+
 def screen_grid(grid: Grid, passes: int, names: list[str] | None, out: Path) -> Grid:
+    """The screen's cells: each pure variant at each step size of its ladder, `passes` passes (a variant under
+    another protocol than the grid's: that protocol's cheap length), scored on the validation split."""
     errors = finished_errors(out)
     cells = []
     for v in pure_variants(grid, names):
+        own_passes = passes if grid.protocol_of(v).name == grid.protocol else cheap_passes(grid.protocol_of(v).name)
         for lr in ladder(v, errors.get(v.name, {})):
-            config = apply_overrides(v.config, {"lr": lr, "epochs": passes, "evaluate_on": "validation"})
+            config = apply_overrides(v.config, {"lr": lr, "epochs": own_passes, "evaluate_on": "validation"})
             cells.append(Variant(own_lr_name(v.name, lr), v.component, v.value, config))
     return Grid(f"step_sizes_{grid.name}_p{passes}", grid.preset, f"step sizes for {grid.name}", tuple(cells),
                 grid.protocol)
@@ -116,15 +125,38 @@ def table(grid: Grid, passes: int) -> str:
     return "\n".join(lines)
 
 
+VALIDATION_PATTERNS = 10_000
+
+
+def standard_error_pct(error_pct: float, n: int = VALIDATION_PATTERNS) -> float:
+    """The binomial standard error of an error rate measured on n patterns, in points: how far apart two step
+    sizes' errors can lie by the luck of the validation sample alone (0.10 points at 1%)."""
+    p = error_pct / 100
+    return 100 * math.sqrt(p * (1 - p) / n)
+
+
+def verdict(cheap_choice: float, full: dict[float, float]) -> str:
+    """Does the cheap screen's choice hold at the full protocol? `yes` where it is the full protocol's best too;
+    `tied` where its full-protocol error lies within one standard error of the best one (the two are not told
+    apart by the validation split); `no` otherwise."""
+    best = min(full, key=full.get)
+    if cheap_choice == best:
+        return "yes"
+    gap, se = full[cheap_choice] - full[best], standard_error_pct(full[best])
+    return f"tied ({gap:.2f} < 1 SE = {se:.2f})" if gap < se else f"no ({gap:.2f} >= 1 SE = {se:.2f})"
+
+
 def agreement(grid: Grid, cheap: int, full: int) -> str:
     """For variants screened at both lengths: each ladder's ranking after the cheap screen and after the full
-    protocol, read from the full runs' logs at pass `cheap` (the same numbers as the cheap runs) and `full`."""
+    protocol, read from the full runs' logs at pass `cheap` (the same numbers as the cheap runs) and `full`, with
+    Spearman's rank correlation of the two rankings and whether the cheap choice holds (`verdict`)."""
+    from repro.study.stats import rank_correlation
     from repro.train import read_log
 
     out = screen_dir(grid.name, full)
     rows, _ = read_rows(out / RUNS_FILE)
-    lines = [f"| variant | lr ranking after pass {cheap} | lr ranking after pass {full} | same choice |",
-             "|---|---|---|---|"]
+    lines = [f"| variant | lr ranking after pass {cheap} | lr ranking after pass {full} | Spearman rho | "
+             "cheap choice holds |", "|---|---|---|---|---|"]
     by_variant: dict[str, dict[float, dict[int, float]]] = {}
     for row in rows:
         if row["status"] != "finished":
@@ -132,10 +164,12 @@ def agreement(grid: Grid, cheap: int, full: int) -> str:
         log = {e["pass"]: e["test_error_pct"] for e in read_log(out / row["run_dir"])}
         by_variant.setdefault(row["variant"].split("@lr=")[0], {})[row["lr"]] = log
     for name, ladder_logs in by_variant.items():
-        ranked = {p: sorted(ladder_logs, key=lambda lr: ladder_logs[lr][p]) for p in (cheap, full)}
+        lrs = sorted(ladder_logs)
+        ranked = {p: sorted(lrs, key=lambda lr: ladder_logs[lr][p]) for p in (cheap, full)}
+        rho, _ = rank_correlation([ladder_logs[lr][cheap] for lr in lrs], [ladder_logs[lr][full] for lr in lrs])
+        holds = verdict(ranked[cheap][0], {lr: ladder_logs[lr][full] for lr in lrs})
         lines.append(f"| {name} | " + " | ".join(", ".join(f"{lr:g} ({ladder_logs[lr][p]:.2f})" for lr in ranked[p])
-                                             for p in (cheap, full)) +
-                     f" | {'yes' if ranked[cheap][0] == ranked[full][0] else 'no'} |")
+                                             for p in (cheap, full)) + f" | {rho:.2f} | {holds} |")
     return "\n".join(lines)
 
 
@@ -164,13 +198,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     grid = GRIDS[args.grid]
     protocol = PROTOCOLS[grid.protocol]
-    passes = args.passes or CHEAP_PASSES.get(grid.protocol, protocol.fields["epochs"])
+    passes = args.passes or cheap_passes(grid.protocol)
     if args.table:
         print(table(grid, passes))
         print("\nSTEP_SIZES entry:", {args.grid: chosen_step_sizes(grid, passes)})
         return
     if args.agreement:
-        print(agreement(grid, CHEAP_PASSES.get(grid.protocol, passes), protocol.fields["epochs"]))
+        print(agreement(grid, cheap_passes(grid.protocol), protocol.fields["epochs"]))
         return
     out = screen_dir(grid.name, passes)
     # a ladder grows once its first values are in: start again until no ladder has anything left to run

@@ -165,8 +165,10 @@ def cmd_grid(args) -> int:
         states = cell_states(grid, seeds, out, reuse_sources(out))
         for cell, state in states:
             print(f"  {cell.variant:24s} seed {cell.seed}: {state}")
-        todo = sum(state not in ("finished", "diverged") for _, state in states)
-        print(f"{len(states)} runs: {len(grid.variants)} variants x seeds {seeds}; {todo} to run or resume "
+        copies = sum(state.startswith("to copy") for _, state in states)
+        todo = sum(state not in ("finished", "diverged") for _, state in states) - copies
+        print(f"{len(states)} runs: {len(grid.variants)} variants x seeds {seeds}; {copies} to copy from other "
+              f"folders, {todo} to run or resume "
               f"in {out}")
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
@@ -229,11 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=thread_count, default=None, help="torch threads, 1..cores (default: torch's choice)")
     p.set_defaults(func=cmd_bench)
 
-    from .study.grids import GRIDS
+    from .study.grids import DEFAULT_SEEDS, GRIDS
 
     p = sub.add_parser("grid", help="run an ablation grid (repro/study/grids.py): every variant x seed, resumable")
     p.add_argument("name", choices=list(GRIDS), help="which grid (declared in repro/study/grids.py)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per variant (default: 0 1 2)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help=f"seeds per variant (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel runs (default: cores // threads; 1 runs in this process)")
     p.add_argument("--threads", type=thread_count, default=1, help="torch threads per run, 1..cores (default: 1)")

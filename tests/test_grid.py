@@ -115,7 +115,9 @@ def test_the_ladder_climbs_one_rung_at_a_time_from_the_paper_preset_to_the_moder
 def test_dry_run_lists_every_variant(capsys):
     assert main(["grid", "one_at_a_time", "--dry-run", "--seeds", "0", "1"]) == 0
     out = capsys.readouterr().out
-    assert "optimizer=adam" in out and "18 runs: 9 variants x seeds [0, 1]" in out
+    n = len(GRIDS["one_at_a_time"].variants)
+    assert "optimizer=adam" in out and f"{2 * n} runs: {n} variants x seeds [0, 1]" in out
+    assert "paper                    seed 0: to copy from" in out and "to copy from other folders" in out
 
 
 # ---------------------------------------------------------------- runner

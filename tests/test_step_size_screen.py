@@ -7,7 +7,7 @@ import pytest
 
 from experiments import step_size_screen as screen
 from repro.study.grid import append_row
-from repro.study.grids import GRIDS, STEP_SIZES
+from repro.study.grids import GRIDS, PROTOCOLS, STEP_SIZES
 
 
 def test_the_series_and_the_base_ladder():
@@ -44,6 +44,16 @@ def test_rows_are_read_per_pure_variant_with_divergence_as_worst(tmp_path):
 
 @pytest.mark.parametrize("grid", sorted(STEP_SIZES))
 def test_declared_step_sizes_are_the_committed_screens_choices(grid):
-    passes = screen.CHEAP_PASSES.get(GRIDS[grid].protocol, GRIDS[grid].reference.config.train.epochs)
+    passes = screen.cheap_passes(GRIDS[grid].protocol)
     committed = Path(__file__).resolve().parents[1] / screen.OUT
     assert STEP_SIZES[grid] == screen.chosen_step_sizes(GRIDS[grid], passes, committed)
+
+
+def test_the_ladders_minibatch_rungs_are_screened_at_their_own_protocol(tmp_path):
+    grid = GRIDS["ladder"]
+    cells = screen.screen_grid(grid, screen.cheap_passes("paper"), None, tmp_path).variants
+    epochs = {c.name.split("@lr=")[0]: c.config.train.epochs for c in cells}
+    batch = {c.name.split("@lr=")[0]: c.config.train.batch_size for c in cells}
+    assert epochs["+head=linear"] == screen.CHEAP_PASSES["paper"] and batch["+head=linear"] == 1
+    assert epochs["+norm=batch"] == PROTOCOLS["minibatch"].fields["epochs"] and batch["+norm=batch"] == 64
+    assert all(c.config.train.evaluate_on == "validation" for c in cells)

@@ -104,14 +104,21 @@ LADDER: tuple[tuple[str, str], ...] = (("head", "linear"), ("input", "28"), ("po
 # Each variant's own step size (lr: SDLM's eta at pass 1, or Adam's learning rate), chosen on the validation
 # split by experiments/step_size_screen.py from its committed rows (tests/test_grid.py checks that each value is
 # the screen's choice). A grid's variants without an entry have no `@lr=` variant yet.
-STEP_SIZES: dict[str, dict[str, float]] = {}
+STEP_SIZES: dict[str, dict[str, float]] = {
+    # 4-pass screen, seed 0 (results/screens/step_sizes/one_at_a_time_p4); at 20 passes its choice was the best
+    # for ReLU and within one standard error of the best for the reference (paper_notes/ablation.md)
+    "one_at_a_time": {"paper": 3e-05, "activation=relu": 0.0001, "pooling=max": 3e-05, "c3=full": 3e-05,
+                      "head=linear": 0.0003, "norm=batch": 0.0001, "input=28": 3e-05, "init=default": 0.0001,
+                      "optimizer=adam": 0.0003},
+}
 
 
 @dataclass(frozen=True)
 class Variant:
     """One cell of a grid. `baseline` names the variant it is compared with (None for the grid's reference):
     the reference for a swap, the previous rung on the ladder, the reference at its own step size for a variant
-    at its own step size (`own_lr`)."""
+    at its own step size (`own_lr`). `protocol` is the PROTOCOLS entry it trains under (None: its grid's; the
+    ladder's rungs after the protocol rung differ from their grid)."""
 
     name: str
     component: str | None
@@ -119,6 +126,7 @@ class Variant:
     config: RunConfig
     own_lr: bool = False
     baseline: str | None = None
+    protocol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,9 @@ class Grid:
     @property
     def reference(self) -> Variant:
         return self.variants[0]
+
+    def protocol_of(self, variant: Variant) -> Protocol:
+        return PROTOCOLS[variant.protocol or self.protocol]
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -185,7 +196,8 @@ def _with_own_step_sizes(name: str, variants: list[Variant]) -> list[Variant]:
         if target is None or target == v.name:
             continue
         baseline = None if v.baseline is None else _own_name(chosen, by_name[v.baseline])
-        own.append(Variant(target, v.component, v.value, with_lr(v.config, chosen[v.name]), True, baseline))
+        own.append(dataclasses.replace(v, name=target, config=with_lr(v.config, chosen[v.name]), own_lr=True,
+                                       baseline=baseline))
     return variants + own
 
 
@@ -209,7 +221,8 @@ def _ladder(name: str, dataset: str = "mnist") -> Grid:
         else:
             swaps[component] = value
         variants.append(Variant(f"+{component}={value}", component, value,
-                                grid_config("paper", dict(swaps), protocol, dataset), baseline=variants[-1].name))
+                                grid_config("paper", dict(swaps), protocol, dataset), baseline=variants[-1].name,
+                                protocol=protocol))
     return Grid(name, "paper", "from the paper preset to the modern one, one rung at a time",
                 tuple(_with_own_step_sizes(name, variants)), "paper")
 
