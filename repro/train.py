@@ -8,9 +8,11 @@ order of each pass is a function of the seed and the pass, and the checkpoint ho
 Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
 last good checkpoint.
 
-`train_seeds` trains several seeds of one config together: with the online engines (repro/online.py; engine=auto
-picks one for online and small-batch configs) their updates run in lockstep; each seed still has its own run
-folder, identical in form to a lone run's.
+`train_seeds` trains several seeds of one config, one after another, each into its own run folder: a seed's
+numbers are those of the same seed trained alone (tested bit for bit). The online engines can step several runs
+in lockstep (repro/online.py; `lenet5 bench` measures it), but training does not use that: a batched step rounds
+differently from a lone one, online training amplifies the difference into another trajectory, and a seed's
+result would then depend on which seeds trained beside it.
 """
 from __future__ import annotations
 
@@ -204,8 +206,8 @@ def train(config: RunConfig, out: str | os.PathLike, data_root=None, resume: boo
 
 def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None, resume: bool = False,
                 data: MNISTTensors | None = None, progress: bool = True) -> list[dict]:
-    """Train `config` once per seed, each into its own folder; returns the summaries in order (a diverged
-    run's summary has status 'diverged' and the others go on)."""
+    """Train `config` once per seed, one after another, each into its own folder; returns the summaries in order
+    (a diverged run's summary has status 'diverged' and the others go on)."""
     configs = [dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)) for s in seeds]
     opened = [_open_run(c, Path(o), resume) for c, o in zip(configs, outs)]
     pending = [r for r in opened if isinstance(r, Run)]
@@ -213,10 +215,9 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
         cfg = config.train
         data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None,
                                   evaluate_on=cfg.evaluate_on, dataset=cfg.dataset)
-        # runs resumed at different positions cannot share lockstep updates: drive each position's group alone
         with stop_signals():
-            for position in sorted({(r.pass_index, r.step) for r in pending}):
-                _drive([r for r in pending if (r.pass_index, r.step) == position], data, progress)
+            for run in pending:  # alone, never in lockstep (module docstring)
+                _drive([run], data, progress)
     return [r if isinstance(r, dict) else json.loads(r.paths.summary.read_text()) for r in opened]
 
 

@@ -110,6 +110,10 @@ STEP_SIZES: dict[str, dict[str, float]] = {
     "one_at_a_time": {"paper": 3e-05, "activation=relu": 0.0001, "pooling=max": 3e-05, "c3=full": 3e-05,
                       "head=linear": 0.0003, "norm=batch": 0.0001, "input=28": 3e-05, "init=default": 0.0001,
                       "optimizer=adam": 0.0003},
+    # the mini-batch protocol's full 5 passes, seed 0 (results/screens/step_sizes/leave_one_in_p5)
+    "leave_one_in": {"modern": 0.001, "activation=scaled_tanh": 0.003, "pooling=trainable": 0.001,
+                     "c3=table": 0.003, "head=rbf": 0.0003, "norm=none": 0.003, "input=32": 0.003,
+                     "init=lecun": 0.003, "optimizer=sdlm": 0.0001},
 }
 
 
