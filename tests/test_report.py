@@ -48,7 +48,7 @@ def test_reproduction_table_and_readme_refresh(tmp_path):
 def test_all_figures_build_from_synthetic_results(tmp_path):
     results = tmp_path / "results"
     for seed in range(2):
-        write_run(results, "paper", seed, 1.0 + seed / 10, 0.3)
+        write_run(results, "paper_compiled", seed, 1.0 + seed / 10, 0.3)
     write_run(results, "modern", 0, 1.3, 0.8)
     paths = make_all_figures(tmp_path / "figures", results)
     assert [p.name for p in paths] == ["rbf_prototypes.png", "c3_table.png", "fig5_error_vs_pass.png"]

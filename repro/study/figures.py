@@ -108,7 +108,7 @@ def make_static_figures(out_dir: Path) -> list[Path]:
 
 
 # the reproduction groups Fig. 5's panels show: the paper preset now, with distortions, and before its schedule
-FIG5_GROUPS = ("paper_final", "paper_distortions", "paper")
+FIG5_GROUPS = ("paper_final", "paper_distortions", "paper_compiled")
 
 
 def reproduction_runs(results: Path) -> tuple[dict[str, list[Path]], dict[str, tuple]]:
@@ -307,7 +307,7 @@ def plot_misclassified(images, labels: list[int], predictions: list[int], title:
 
 
 # The run whose weights and predictions the C1, confusion and misclassified-digit figures show.
-SHOWCASE_RUN = Path("paper") / "seed0"
+SHOWCASE_RUN = Path("paper_final") / "seed0"
 
 
 def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:

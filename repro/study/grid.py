@@ -184,8 +184,8 @@ def reuse_sources(out: Path) -> list[Path]:
     out = Path(out).resolve()
     if out.parent.name != "grids":
         return []
-    return [d for parent in (out.parent, out.parent.parent) for d in sorted(parent.iterdir())
-            if d.is_dir() and d != out]
+    return [d for parent in (out.parent, out.parent.parent) if parent.is_dir() for d in sorted(parent.iterdir())
+            if d.is_dir() and d != out]  # a fresh results tree may not hold grids/ yet
 
 
 def _reuse(cell: Cell, source: Path, out: Path) -> dict:

@@ -23,7 +23,7 @@ The mini-batch protocol (`PROTOCOLS["minibatch"]`), and why it was the first one
   passes. The grids hold 18 variants x 3 seeds = 54 runs for a 2-core machine; online, the variants the
   hand-written step does not cover (max-pooling, BatchNorm, Adam) run at ~465 patterns/s, ~45 min per run, and
   the grids would take ~40 core-hours. At batch 64 the 54 runs took 100 core-minutes. The paper preset at its
-  exact protocol is reported beside the grids (results/paper, results/paper_compiled; `lenet5 report`).
+  exact protocol is reported beside the grids (results/paper_final; `lenet5 report`).
 - SDLM keeps App. C's Hessian re-estimate before every pass and the paper's per-pass schedule (Sec. III-B); its
   mini-batch step is batch_size * eta / (mu + h) times the batch's mean gradient, i.e. the sum of the online
   steps. The online eta (2e-5) collapses the network at batch 64, so eta was chosen again on a validation split

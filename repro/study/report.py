@@ -33,18 +33,14 @@ RESULT_GROUPS = [
      "lenet5 train --preset paper_distortions --seeds 0 1 2 3 4 --threads 1 --out results/paper_distortions",
      (0.8, None)),
     # the paper preset before its schedule was chosen again (lr 2e-5, h per pass only; paper_notes/sdlm.md)
-    ("paper", "paper, lr=2e-5, h per pass, reference engine",
-     "lenet5 train --preset paper --set lr=0.00002 --set hessian_every=0 --set engine=reference --set seed=S "
-     "--threads 1 --out results/paper/seedS", (0.95, 0.35)),
-    # run with the first hand-written SDLM step (repro/fast.py, since replaced by repro/online.py)
-    ("paper_compiled", "paper, lr=2e-5, h per pass, engine=compiled",
-     "lenet5 train --preset paper --set lr=0.00002 --set hessian_every=0 --set engine=compiled --seeds 0 1 2 "
-     "--threads 1 --out results/paper_compiled", (0.95, 0.35)),
-    ("modern", "modern", "lenet5 train --preset modern --set engine=reference --set seed=S --threads 1 "
-     "--out results/modern/seedS", None),
+    ("paper_compiled", "paper, lr=2e-5, h per pass",
+     "lenet5 train --preset paper --set lr=0.00002 hessian_every=0 --seeds 0 1 2 --threads 1 "
+     "--out results/paper_compiled", (0.95, 0.35)),
+    ("modern", "modern", "lenet5 train --preset modern --set engine=reference --seeds 0 1 2 3 4 --threads 1 "
+     "--out results/modern", None),
     # splits SDLM's lead over Adam in the leave_one_in grid between optimizer and schedule (paper_notes/ablation.md)
     ("modern_adam_paper_schedule", "modern, lr_schedule=paper",
-     "lenet5 train --preset modern --set lr_schedule=paper --set engine=reference --seeds 0 1 2 --threads 2 "
+     "lenet5 train --preset modern --set lr_schedule=paper engine=reference --seeds 0 1 2 3 4 --threads 1 "
      "--out results/modern_adam_paper_schedule", None),
 ] + [(fig6_folder(preset, size), f"{preset}, first {size:,} patterns",
       f"lenet5 train --preset {preset} --set train_size={size} --seeds 0 1 2 --threads 1 "
