@@ -505,3 +505,9 @@ def test_runs_are_looked_for_only_in_a_results_tree_and_foreign_files_are_skippe
     append_row(grids / "other" / RUNS_FILE, {"variant": "x", "seed": 0, "status": "finished", "run_dir": "x"})
     (tmp_path / "results" / "paper_final" / "seed0" / "summary.json").write_text('{"status": "finished"}')
     assert grid_module.finished_runs(grid_module.reuse_sources(grids / "mine")) == {}
+
+
+def test_a_copied_runs_source_is_recorded_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert grid_module._portable(tmp_path / "results" / "modern" / "seed0") == "results/modern/seed0"
+    assert grid_module._portable(Path("/elsewhere/x")) == "/elsewhere/x"

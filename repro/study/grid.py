@@ -198,7 +198,16 @@ def _reuse(cell: Cell, source: Path, out: Path) -> dict:
         shutil.rmtree(run_dir)  # a partial run of the same config: the finished one replaces it
     shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt", "*.tmp"))
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {**summary, "reused_from": str(source)}
+    return {**summary, "reused_from": _portable(source)}
+
+
+def _portable(path: Path) -> str:
+    """`path` relative to the working directory where it lies below it (a committed row names no machine's
+    folders), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 BACKENDS = ("local", "ray")
