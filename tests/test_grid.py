@@ -362,6 +362,11 @@ def test_report_writes_the_ablation_tables_and_refreshes_the_readme(tmp_path):
     assert [p.name for p in written] == ["reproduction.md", "ablation.md", "README.md"]
     assert "`c3=full` | 0, 1 | 2.00 ± 0.00 | +0.50 ± 6.35" in (results / "ablation.md").read_text()
     assert "old" not in readme.read_text() and "+0.50 ± 6.35" in readme.read_text()
+    # a grid whose runs are gone: its README table says so instead of keeping old numbers
+    gone_begin, gone_end = ablation_markers("leave_one_in")
+    readme.write_text(f"{gone_begin}\n| stale | 1.31 |\n{gone_end}\n")
+    write_reports(results, readme)
+    assert "1.31" not in readme.read_text() and "No finished runs yet: `lenet5 grid leave_one_in`" in readme.read_text()
 
 
 # ---------------------------------------------------------------- figures
