@@ -50,7 +50,12 @@ def test_all_figures_build_from_synthetic_results(tmp_path):
     for seed in range(2):
         write_run(results, "paper_compiled", seed, 1.0 + seed / 10, 0.3)
     write_run(results, "modern", 0, 1.3, 0.8)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "ablation_leave_one_in.png").write_bytes(b"a grid whose runs are gone")
+    (tmp_path / "figures" / "mine.png").write_bytes(b"not ours")
     paths = make_all_figures(tmp_path / "figures", results)
+    assert not (tmp_path / "figures" / "ablation_leave_one_in.png").exists()
+    assert (tmp_path / "figures" / "mine.png").exists()
     assert [p.name for p in paths] == ["rbf_prototypes.png", "c3_table.png", "fig5_error_vs_pass.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert len(make_all_figures(tmp_path / "static", tmp_path / "none")) == 2

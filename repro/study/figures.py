@@ -491,5 +491,9 @@ def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]
     paths += make_fig6(out_dir, results)
     paths += make_showcase_figures(out_dir, results, data_root)
     paths += make_fig8(out_dir, results, data_root)
-    paths += make_grid_figures(out_dir, results)
-    return paths
+    grid_paths = make_grid_figures(out_dir, results)
+    # an ablation figure of a grid that no longer has runs would show numbers no committed row gives
+    for stale in sorted(set(Path(out_dir).glob("ablation_*.png")) - set(grid_paths)):
+        stale.unlink()
+        print(f"removed {stale}: its grid has no runs under {results / 'grids'}", file=sys.stderr)
+    return paths + grid_paths
