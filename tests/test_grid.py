@@ -454,7 +454,7 @@ def test_committed_rows_keep_their_names(name):
 
 def test_every_committed_grid_folder_is_a_declared_grid():
     folders = {p.parent.name for p in COMMITTED_GRIDS.glob(f"*/{RUNS_FILE}")}
-    assert {"one_at_a_time_minibatch", "leave_one_in"} <= folders <= set(GRIDS)
+    assert {"leave_one_in"} <= folders <= set(GRIDS)
 
 
 def test_a_config_finished_in_another_folder_is_copied_not_trained(tmp_path, tiny_mnist, monkeypatch):
