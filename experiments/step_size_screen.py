@@ -104,7 +104,8 @@ def screen_grid(grid: Grid, passes: int, names: list[str] | None, out: Path) -> 
     errors = finished_errors(out)
     cells = []
     for v in pure_variants(grid, names):
-        own_passes = passes if grid.protocol_of(v).name == grid.protocol else cheap_passes(grid.protocol_of(v).name)
+        protocol = grid.protocol_of(v).name
+        own_passes = passes if protocol == grid.protocol else cheap_passes(protocol)
         for lr in ladder(v, errors.get(v.name, {})):
             config = apply_overrides(v.config, {"lr": lr, "epochs": own_passes, "evaluate_on": "validation"})
             cells.append(Variant(own_lr_name(v.name, lr), v.component, v.value, config))

@@ -151,18 +151,13 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
     if readme.exists() and refresh_readme(readme, table):
         written.append(readme)
     tables = ablation_tables(results)
-    from .grids import GRIDS
-    for name in GRIDS:  # a grid whose runs are gone keeps no stale table in the README
-        if name not in tables and readme.exists() and \
-                refresh_readme(readme, f"_No finished runs yet: `lenet5 grid {name}`._", *ablation_markers(name)) \
-                and readme not in written:
-            written.append(readme)
     if tables:
         out = results / "ablation.md"
         atomic.write_text(out, ablation_report(tables, results))
         written.append(out)
-        for name, grid_table in tables.items():
-            if readme.exists() and refresh_readme(readme, grid_table, *ablation_markers(name)) \
-                    and readme not in written:
-                written.append(readme)
+    from .grids import GRIDS
+    for name in GRIDS:  # a grid whose runs are gone gets a line saying so, never its old table
+        grid_table = tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
+        if readme.exists() and refresh_readme(readme, grid_table, *ablation_markers(name)) and readme not in written:
+            written.append(readme)
     return written
