@@ -186,6 +186,14 @@ def chosen_step_sizes(grid: Grid, passes: int, root: Path = OUT) -> dict[str, fl
     return chosen
 
 
+def reuse_sources(root: Path = OUT) -> list[Path]:
+    """The folders whose finished runs a screen copies instead of training them again: the other screens
+    (results/screens/*, e.g. the SDLM schedule screen's) and the other step-size screens beside this one
+    (results/screens/step_sizes/*, e.g. one_at_a_time's ladders, which the ladder grid's first rungs share)."""
+    root = Path(root)
+    return [d for parent in (root.parent, root) if parent.is_dir() for d in sorted(parent.iterdir()) if d.is_dir()]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("grid", choices=list(GRIDS))
@@ -212,8 +220,7 @@ def main(argv=None) -> None:
     for _ in range(MAX_STEPS - len(BASE_STEPS) + 1):
         screen = screen_grid(grid, passes, args.variants, out)
         before = len(read_rows(out / RUNS_FILE)[0])
-        # a (config, seed) another screen already trained (e.g. the SDLM schedule screen's) is copied
-        run_grid(screen, args.seeds, out, args.workers, 1, args.data_root, reuse=sorted(OUT.parent.iterdir()))
+        run_grid(screen, args.seeds, out, args.workers, 1, args.data_root, reuse=reuse_sources())
         if len(read_rows(out / RUNS_FILE)[0]) == before:
             break
     print(table(grid, passes))

@@ -57,3 +57,11 @@ def test_the_ladders_minibatch_rungs_are_screened_at_their_own_protocol(tmp_path
     assert epochs["+head=linear"] == screen.CHEAP_PASSES["paper"] and batch["+head=linear"] == 1
     assert epochs["+norm=batch"] == PROTOCOLS["minibatch"].fields["epochs"] and batch["+norm=batch"] == 64
     assert all(c.config.train.evaluate_on == "validation" for c in cells)
+
+
+def test_a_screen_copies_from_the_other_screens_and_the_step_size_screens_beside_it(tmp_path):
+    root = tmp_path / "screens" / "step_sizes"
+    for folder in (root / "one_at_a_time_p4", root / "ladder_p4", tmp_path / "screens" / "sdlm_schedule"):
+        folder.mkdir(parents=True)
+    assert screen.reuse_sources(root) == [tmp_path / "screens" / "sdlm_schedule", root, root / "ladder_p4",
+                                          root / "one_at_a_time_p4"]
