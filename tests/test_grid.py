@@ -383,6 +383,35 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
+def test_a_grid_with_only_its_reference_draws_no_deltas_and_the_comparison_keeps_the_other_grids_swaps(tmp_path):
+    import matplotlib.pyplot as plt
+    from repro.study import figures
+    results = tmp_path / "results"
+    write_synthetic_grid(results / "grids" / "one_at_a_time", {"paper": [1.0, 1.1]})
+    write_synthetic_grid(results / "grids" / "one_at_a_time_minibatch",
+                         {"paper": [2.0, 2.1], "c3=full": [1.5, 1.7], "norm=batch": [1.0, 1.2]})
+    drawn = {}
+    real = figures._dot_whiskers
+
+    def spy(ax, series, labels):
+        drawn["labels"], drawn["series"] = labels, series
+        real(ax, series, labels)
+
+    figures._dot_whiskers, saved = spy, figures._dot_whiskers
+    try:
+        paths = make_grid_figures(tmp_path / "figures", results)
+    finally:
+        figures._dot_whiskers = saved
+        plt.close("all")
+    names = [p.name for p in paths]
+    # the reference alone has no delta to draw; its curves are drawn
+    assert "ablation_one_at_a_time.png" not in names and "ablation_one_at_a_time_curves.png" in names
+    assert names[-1] == "ablation_protocols.png"
+    # the comparison (drawn last) shows the swaps either grid has, not none
+    assert drawn["labels"] == ["norm=batch", "c3=full"]
+    assert [s[1] for s in drawn["series"]][1] == pytest.approx([-0.95, -0.45])
+
+
 def test_own_step_size_variants_and_their_deltas(tmp_path, monkeypatch):
     from repro.study import grids
     from repro.study.figures import component_deltas, plot_ablation_deltas, plot_ladder

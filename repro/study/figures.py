@@ -188,9 +188,12 @@ def plot_ablation_deltas(deltas, title: str, path: Path) -> Path:
 
 
 def plot_protocol_comparison(deltas: dict[str, "pd.DataFrame"], title: str, path: Path) -> Path:
-    """The same swaps' deltas under several protocols (one series per protocol), in the first one's order."""
-    first = next(iter(deltas.values())).dropna(subset=["delta"]).sort_values("delta")
-    labels = list(first["variant"])
+    """The same swaps' deltas under several protocols (one series per protocol): every swap that has a delta under
+    any of them, in the first protocol's order, then the swaps that only the others have so far."""
+    labels: list[str] = []
+    for frame in deltas.values():
+        ordered = frame.dropna(subset=["delta"]).sort_values("delta")["variant"]
+        labels += [v for v in ordered if v not in labels]
     series = []
     for k, (name, frame) in enumerate(deltas.items()):
         by = frame.set_index("variant")
@@ -423,13 +426,22 @@ DATASET_PAIRS = {f"ablation_datasets_{name}.png": (name, name + "_fashion_mnist"
                  for name in ("one_at_a_time", "leave_one_in")}
 
 
+def _has_deltas(deltas) -> bool:
+    return bool(deltas["delta"].notna().any())
+
+
+def _swaps_in_both(mnist, fashion):
+    """The swaps with a delta on both datasets, one row each (columns suffixed _mnist and _fashion)."""
+    return mnist.dropna(subset=["delta"]).merge(fashion.dropna(subset=["delta"]), on="variant",
+                                                 suffixes=("_mnist", "_fashion"))
+
+
 def plot_dataset_comparison(mnist, fashion, title: str, path: Path) -> Path:
     """Each swap's delta on MNIST (x) against its delta on Fashion-MNIST (y), both with their 95% intervals,
     and the Spearman rank correlation of the two rankings in the title."""
     from .stats import rank_correlation
 
-    both = mnist.dropna(subset=["delta"]).merge(fashion.dropna(subset=["delta"]), on="variant",
-                                                 suffixes=("_mnist", "_fashion"))
+    both = _swaps_in_both(mnist, fashion)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ax.errorbar(both["delta_mnist"], both["delta_fashion"], xerr=both["half_mnist"].fillna(0.0),
                 yerr=both["half_fashion"].fillna(0.0), fmt="o", capsize=3)
@@ -465,18 +477,19 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
                                      out_dir / f"ablation_{name}.png"))
         else:
             deltas[name] = component_deltas(grid_dir, grid)
-            paths.append(plot_ablation_deltas(deltas[name], f"{name}, protocol {grid.protocol}: Δ vs the "
-                                                            f"reference, the {grid.reference.name} preset",
-                                              out_dir / f"ablation_{name}.png"))
+            if _has_deltas(deltas[name]):  # none while only the reference has run
+                paths.append(plot_ablation_deltas(deltas[name], f"{name}, protocol {grid.protocol}: Δ vs the "
+                                                                f"reference, the {grid.reference.name} preset",
+                                                  out_dir / f"ablation_{name}.png"))
         paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
     for file, names in PROTOCOL_PAIRS.items():
-        if all(n in deltas for n in names):
+        if all(n in deltas for n in names) and any(_has_deltas(deltas[n]) for n in names):
             paths.append(plot_protocol_comparison(
                 {f"{n} (protocol {GRIDS[n].protocol})": deltas[n] for n in names},
                 "the same swaps of the paper preset under two protocols", out_dir / file))
     for file, (name, fashion) in DATASET_PAIRS.items():
-        if name in deltas and fashion in deltas:
+        if name in deltas and fashion in deltas and len(_swaps_in_both(deltas[name], deltas[fashion])) >= 3:
             paths.append(plot_dataset_comparison(deltas[name], deltas[fashion], f"{name}: MNIST against "
                                                  f"Fashion-MNIST", out_dir / file))
     return paths
@@ -492,8 +505,8 @@ def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]
     paths += make_showcase_figures(out_dir, results, data_root)
     paths += make_fig8(out_dir, results, data_root)
     grid_paths = make_grid_figures(out_dir, results)
-    # an ablation figure of a grid that no longer has runs would show numbers no committed row gives
+    # an ablation figure of a grid that no longer has the runs it drew would show numbers no committed row gives
     for stale in sorted(set(Path(out_dir).glob("ablation_*.png")) - set(grid_paths)):
         stale.unlink()
-        print(f"removed {stale}: its grid has no runs under {results / 'grids'}", file=sys.stderr)
+        print(f"removed {stale}: its grid has no runs to draw it from under {results / 'grids'}", file=sys.stderr)
     return paths + grid_paths
