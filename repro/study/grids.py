@@ -114,6 +114,11 @@ STEP_SIZES: dict[str, dict[str, float]] = {
     "leave_one_in": {"modern": 0.001, "activation=scaled_tanh": 0.003, "pooling=trainable": 0.001,
                      "c3=table": 0.003, "head=rbf": 0.0003, "norm=none": 0.003, "input=32": 0.003,
                      "init=lecun": 0.003, "optimizer=sdlm": 0.0001},
+    # 4-pass screen for the paper-protocol rungs, the mini-batch protocol's 5 passes for the rest, seed 0
+    # (results/screens/step_sizes/ladder_p4)
+    "ladder": {"paper": 3e-05, "+head=linear": 0.0003, "+input=28": 0.0003, "+pooling=max": 0.0001,
+               "+activation=relu": 0.0003, "+init=default": 0.0001, "+protocol=minibatch": 0.0001,
+               "+c3=full": 0.0001, "+optimizer=adam": 0.003, "+norm=batch": 0.001},
 }
 
 
