@@ -385,7 +385,8 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
-def test_a_grid_with_only_its_reference_draws_no_deltas_and_the_comparison_keeps_the_other_grids_swaps(tmp_path):
+def test_a_grid_with_only_its_reference_draws_no_deltas_and_the_comparison_keeps_the_other_grids_swaps(
+        tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
     from repro.study import figures
     results = tmp_path / "results"
@@ -399,12 +400,9 @@ def test_a_grid_with_only_its_reference_draws_no_deltas_and_the_comparison_keeps
         drawn["labels"], drawn["series"] = labels, series
         real(ax, series, labels)
 
-    figures._dot_whiskers, saved = spy, figures._dot_whiskers
-    try:
-        paths = make_grid_figures(tmp_path / "figures", results)
-    finally:
-        figures._dot_whiskers = saved
-        plt.close("all")
+    monkeypatch.setattr(figures, "_dot_whiskers", spy)
+    paths = make_grid_figures(tmp_path / "figures", results)
+    plt.close("all")
     names = [p.name for p in paths]
     # the reference alone has no delta to draw; its curves are drawn
     assert "ablation_one_at_a_time.png" not in names and "ablation_one_at_a_time_curves.png" in names
