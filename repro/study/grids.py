@@ -20,32 +20,32 @@ the protocol's step size for its optimizer.
 
 The mini-batch protocol (`PROTOCOLS["minibatch"]`), and why it was the first one:
 - Mini-batches of 64 for 5 passes: the modern preset's own protocol (the seed blog's), not the paper's 20 online
-  passes. The grids hold 18 variants x 3 seeds = 54 runs for a 2-core machine; online, the variants the
-  hand-written step does not cover (max-pooling, BatchNorm, Adam) run at ~465 patterns/s, ~45 min per run, and
-  the grids would take ~40 core-hours. At batch 64 the 54 runs took 100 core-minutes. The paper preset at its
-  exact protocol is reported beside the grids (results/paper_final; `lenet5 report`).
+  passes. When the first grids were run (18 variants x 3 seeds = 54 runs on a 2-core machine), the variants the
+  hand-written online step did not cover (max-pooling, BatchNorm, Adam) ran at ~465 patterns/s, ~45 min per run, and
+  online grids would have taken ~40 core-hours; at batch 64 those 54 runs took 100 core-minutes. The paper preset at
+  its exact protocol is reported beside the grids (results/paper_final; `lenet5 report`).
 - SDLM keeps App. C's Hessian re-estimate before every pass and the paper's per-pass schedule (Sec. III-B); its
-  mini-batch step is batch_size * eta / (mu + h) times the batch's mean gradient, i.e. the sum of the online
-  steps. The online eta (2e-5) collapses the network at batch 64, so eta was chosen again on a validation split
-  of the training set, never the test set (experiments/grid_sdlm_screen.py -> results/grid_sdlm_screen.jsonl;
-  its 10-pass curves contain the 5-pass runs, since the schedule depends on the pass index only). After 5
-  passes, 1e-6, 2e-6, 3e-6 and 5e-6 give 3.72%, 2.72%, 2.59% and 2.39% validation error; 7e-6 collapses to
-  chance for two passes and ends at 4.62%, 1e-5 never recovers. The variants change the curvature that sets
-  where the collapse begins, so we keep a 2x margin below the smallest collapsing eta (7e-6) and take the best
-  eta within it: 3e-6. Mini-batch SDLM under this budget is well short of online SDLM (1.32% on the same split
-  after 20 passes), so the one_at_a_time grid's reference is not the paper's result; that is in the
-  reproduction table.
-  With the linear head's cross-entropy, eta = 3e-6 does not train at all in 5 passes (the loss stays at ln 10:
-  we saw this in seed 0 of the first grid run, which we then discarded), so SDLM's eta is chosen per loss, by
-  the same rule, on the paper preset with head=linear (`--head linear --epochs 5`): 1e-5, 3e-5 and 1e-4 give
-  7.25%, 3.87% and 1.70% after 5 passes, 3e-4 collapses; we take 1e-4.
+  mini-batch step is batch_size * eta / (mu + h) times the batch's mean gradient, i.e. the sum of the online steps.
+  The online eta (2e-5 then, 1e-4 now) collapses the network at batch 64, so eta was chosen again on a validation
+  split of the training set, never the test set (experiments/grid_sdlm_screen.py -> results/grid_sdlm_screen.jsonl;
+  its 10-pass curves contain the 5-pass runs, since the schedule depends on the pass index only). After 5 passes,
+  1e-6, 2e-6, 3e-6 and 5e-6 give 3.72%, 2.72%, 2.59% and 2.39% validation error; 7e-6 collapses to chance for two
+  passes and ends at 4.62%, 1e-5 never recovers. The variants change the curvature that sets where the collapse
+  begins, so we keep a 2x margin below the smallest collapsing eta (7e-6) and take the best eta within it: 3e-6.
+  Mini-batch SDLM under this budget is well short of online SDLM (1.32% on the same split after 20 passes at the
+  online eta of the time, 2e-5), so the one_at_a_time_minibatch grid's reference is not the paper's result; that is
+  in the reproduction table. With the linear head's cross-entropy, eta = 3e-6 does not train at all in 5 passes (the
+  loss stays at ln 10: we saw this in seed 0 of the first grid run, which we then discarded), so SDLM's eta is
+  chosen per loss, by the same rule, on the paper preset with head=linear (`--head linear --epochs 5`): 1e-5, 3e-5
+  and 1e-4 give 7.25%, 3.87% and 1.70% after 5 passes, 3e-4 collapses; we take 1e-4.
 - Adam keeps the seed blog's learning rate 1e-3, constant.
-- Seeds 0, 1, 2: the smallest count that gives a t-interval; the seed sets the initial weights and the data order.
+- Seeds 0 to 4 (DEFAULT_SEEDS; the first grids had 0, 1, 2); the seed sets the initial weights and the data order.
 
 The paper protocol (`PROTOCOLS["paper"]`): the paper preset's training fields (20 passes at batch 1, the paper's
 per-pass table at lr = 1e-4 with h re-estimated every 500 updates; paper_notes/sdlm.md), engine=auto. A pure
 swap keeps eta = 1e-4 whatever the loss; Adam's pure swap is its usual 1e-3, under the same per-pass table. The
-online engine (repro/online.py) made this protocol affordable for every switch (about 10 core-minutes a run).
+online engine (repro/online.py) made this protocol affordable for every switch (10 to 16 core-minutes a run,
+measured on one_at_a_time's first runs, two side by side on 2 cores).
 """
 from __future__ import annotations
 
