@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
-from .components import HEADS, LOSSES, REGISTRIES
+from .components import EVALUATION_STATISTICS, HEADS, LOSSES, REGISTRIES
 from .data import DATASETS
 from .errors import ConfigError
 from .optim import OPTIMIZERS, SCHEDULES
@@ -33,6 +33,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "evaluate_on": ("test", "validation"),
     "distortions": ("none", "affine"),  # Sec. III-C: 540,000 affine-distorted patterns pooled with the originals
     "dataset": tuple(DATASETS),  # MNIST, the paper's; Fashion-MNIST, the same format and a harder task
+    # the statistics BatchNorm evaluates with: running averages, or each pattern's own as at batch 1 (norm.py)
+    "bn_eval": EVALUATION_STATISTICS,
 }
 
 
@@ -86,6 +88,7 @@ class TrainConfig:
     distortions: str = "none"  # affine: train on distorted patterns too (repro/distortions.py)
     distortion_strength: float = 1.0  # multiplies every range of repro.distortions.AFFINE_RANGES
     dataset: str = "mnist"  # repro.data.DATASETS: mnist or fashion_mnist, through the same loading and checks
+    bn_eval: str = "running"  # norm=batch only: running statistics or per_pattern (batch_size 1 only) at evaluation
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -150,7 +153,7 @@ def coerce(cls, key: str, value: str):
 MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 # TrainConfig fields added after the first committed runs, with their defaults (see RunConfig.digest)
 LATER_FIELDS = {"hessian_every": 0, "warmup_updates": 0, "evaluate_on": "test", "distortions": "none",
-                "distortion_strength": 1.0, "dataset": "mnist"}
+                "distortion_strength": 1.0, "dataset": "mnist", "bn_eval": "running"}
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 # Each head's losses; the first is its default (loss=auto).
@@ -169,6 +172,12 @@ class RunConfig:
         if self.train.loss != "auto" and self.train.loss not in valid:
             raise ConfigError(f"loss {self.train.loss!r} does not fit head {self.model.head!r}; "
                               f"valid losses for head={self.model.head}: {', '.join(valid)}")
+        if self.train.bn_eval == "per_pattern" and self.model.norm != "batch":
+            raise ConfigError(f"bn_eval=per_pattern sets how BatchNorm evaluates, and norm={self.model.norm} has "
+                              f"none; set norm=batch or drop bn_eval")
+        if self.train.bn_eval == "per_pattern" and self.train.batch_size != 1:
+            raise ConfigError(f"bn_eval=per_pattern evaluates each pattern as BatchNorm trains at batch_size=1, not "
+                              f"at batch_size={self.train.batch_size}; set batch_size=1 or bn_eval=running")
 
     @property
     def loss(self) -> str:

@@ -42,7 +42,7 @@ from .components import HEADS, INPUTS
 from .config import RunConfig
 from .data import IDX_MAGIC, load_mnist, load_raw, preprocess
 from .errors import ConfigError, DataError, LeNet5Error, RunError
-from .model import LeNet5
+from .model import LeNet5, build_model
 from .train import RunPaths, evaluate
 
 SPLITS = ("test", "validation", "train")
@@ -98,7 +98,7 @@ def load_model(path: str | Path) -> tuple[LeNet5, RunConfig]:
         raise RunError(f"{file} is {what} (no {missing[0]!r} entry); {advice}")
     try:
         config = RunConfig.from_dict(saved["config"])
-        model = LeNet5(config.model)
+        model = build_model(config)
         model.load_state_dict(saved["model"])
     except (LeNet5Error, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{file} holds weights that do not fit its own config ({_first_line(exc)}); {advice}") \

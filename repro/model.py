@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from .components import (ACTIVATIONS, C3_CONNECTIONS, HEADS, INITS, INPUTS, NORMS, POOLINGS, Conv2d,
-                         FullFieldConv2d, Linear)
-from .config import ModelConfig
+                         FullFieldConv2d, Linear, set_evaluation_statistics)
+from .config import ModelConfig, RunConfig
 
 
 class LeNet5(nn.Module):
@@ -59,3 +59,9 @@ class LeNet5(nn.Module):
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Class labels from forward's outputs: argmin of penalties (Sec. II-B) or argmax of logits."""
         return outputs.argmin(dim=1) if HEADS[self.config.head].lower_is_better else outputs.argmax(dim=1)
+
+
+def build_model(config: RunConfig) -> LeNet5:
+    """The network of a run: LeNet5(config.model), its BatchNorm evaluating as the run's bn_eval says. Training
+    and loading a saved run both build it here, so that a reloaded model measures what the run measured."""
+    return set_evaluation_statistics(LeNet5(config.model), config.train.bn_eval)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .components import Component, TableConv2d
+from .components import Component, TableConv2d, running_statistics
 from .components.base import trace_leaves
 
 
@@ -25,11 +25,13 @@ from .components.base import trace_leaves
 def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
                           loss: str) -> dict[nn.Parameter, torch.Tensor]:
     """App. C: the per-pattern diagonal Gauss-Newton second derivative of the loss for every trainable
-    parameter, averaged over the patterns in `x`. Runs the model in eval mode (BatchNorm uses running stats)."""
+    parameter, averaged over the patterns in `x`. Runs the model in eval mode (BatchNorm uses running stats,
+    whatever the run's bn_eval)."""
     was_training = model.training
     model.eval()
     try:
-        records = trace_leaves(model, x)
+        with running_statistics(model):
+            records = trace_leaves(model, x)
     finally:
         model.train(was_training)
     hessian = {p: torch.zeros_like(p) for p in model.parameters() if p.requires_grad}

@@ -37,7 +37,7 @@ from .distortions import affine_parameters, distorted_pass
 from .engines import make_engine
 from .errors import DivergedError, Interrupted, RunError
 from .interrupt import STOP_CHECK_PATTERNS, stop_requested, stop_signals
-from .model import LeNet5
+from .model import LeNet5, build_model
 from .optim import lr_for_pass, make_optimizer, set_lr
 
 # Test hooks: exit abruptly (like a kill) right after this global step, to test resuming; or, after it, wait
@@ -169,7 +169,7 @@ def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
         raise RunError(f"cannot write the run folder {paths.root} ({exc.strerror or exc}); choose a writable "
                        f"--out") from None
     torch.manual_seed(config.train.seed)
-    model = LeNet5(config.model)
+    model = build_model(config)
     run = Run(config, paths, model, make_optimizer(config.train, model))
     if resuming and paths.checkpoint.exists():
         try:

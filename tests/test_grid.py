@@ -29,9 +29,11 @@ SWAP_GRIDS = sorted(name for name in GRIDS if not name.startswith("ladder"))
 
 
 def allowed_differences(v, protocol) -> set:
-    """The fields a swap may change: its component, plus the optimizer's own settings and, under SDLM, the
-    loss's eta for the head (repro/study/grids.py)."""
+    """The fields a swap may change: its component, plus the optimizer's own settings, under SDLM the loss's eta
+    for the head, and for BatchNorm what the protocol makes it carry (repro/study/grids.py)."""
     allowed = {v.component}
+    if v.component == "norm":
+        allowed |= set(protocol.batchnorm_fields)
     if v.component == "optimizer":
         allowed |= set(protocol.optimizer_settings[v.value]) | {"lr"}
     if v.component == "head" and v.config.train.optimizer == "sdlm":

@@ -2,14 +2,17 @@
 
 BatchNorm is not in the paper. Trained online (one pattern per update) it normalises each map over that
 pattern's positions: exactly what `nn.BatchNorm2d` does in training mode on a batch of one, and what the online
-engine does (paper_notes/normalisation.md says what that means).
+engine does (paper_notes/normalisation.md says what that means). How it evaluates is the run's `bn_eval`
+(`EVALUATION_STATISTICS`, set by `set_evaluation_statistics`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import Component, per_map
@@ -19,6 +22,13 @@ class BatchNorm2d(Component, nn.BatchNorm2d):
     """nn.BatchNorm2d (training statistics over a batch's patterns and positions, running statistics for eval)."""
 
     online_state = ("running_mean", "running_var", "num_batches_tracked")
+    per_pattern_eval = False  # set_evaluation_statistics; a class default, so a state dict does not carry it
+
+    def forward(self, x):
+        if self.training or not self.per_pattern_eval:
+            return super().forward(x)
+        # each pattern over its own positions, as training at batch 1 normalised it: the function that was trained
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
 
     def online_forward(self, p, x):
         dims = (1, 3, 4)  # each run's patterns and positions, per map
@@ -69,6 +79,39 @@ class Norm:
     # Adam divides by its own tiny magnitude into steps of size ~lr, a random walk that changes nothing the
     # network computes. BatchNorm's shift takes its place (as in most modern networks; the seed blog kept it).
     replaces_bias: bool
+
+
+# bn_eval: the statistics BatchNorm normalises with in eval mode. running: nn.BatchNorm2d's running averages
+# (momentum 0.1), the usual choice. per_pattern: each pattern's own, as it trains at batch 1; online, the running
+# averages follow the last ~10 patterns' per-image statistics and no average of per-image statistics is the
+# normalisation each image got in training (paper_notes/normalisation.md has the measurement).
+EVALUATION_STATISTICS = ("running", "per_pattern")
+
+
+def set_evaluation_statistics(model: nn.Module, bn_eval: str) -> nn.Module:
+    """Make every BatchNorm2d of `model` evaluate with `bn_eval`'s statistics (EVALUATION_STATISTICS)."""
+    if bn_eval not in EVALUATION_STATISTICS:
+        raise ValueError(f"bn_eval {bn_eval!r} is not one of {EVALUATION_STATISTICS}")
+    for module in model.modules():
+        if isinstance(module, BatchNorm2d):
+            module.per_pattern_eval = bn_eval == "per_pattern"
+    return model
+
+
+@contextmanager
+def running_statistics(model: nn.Module) -> Iterator[None]:
+    """Within the block, every BatchNorm2d of `model` evaluates with its running statistics, whatever bn_eval
+    says: SDLM's curvature pass (repro/sdlm.py) uses them, so that bn_eval changes what is measured, not how the
+    network trains."""
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
+    saved = [m.per_pattern_eval for m in layers]
+    for m in layers:
+        m.per_pattern_eval = False
+    try:
+        yield
+    finally:
+        for m, value in zip(layers, saved):
+            m.per_pattern_eval = value
 
 
 NORMS: dict[str, Norm] = {

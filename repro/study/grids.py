@@ -64,6 +64,9 @@ class Protocol:
     optimizer_settings: dict[str, dict[str, object]]
     sdlm_eta_by_loss: dict[str, float]  # SDLM's eta for a pure swap, by the loss in use
     description: str
+    # what BatchNorm carries under this protocol (as the head carries its loss): at batch 1 it evaluates with each
+    # pattern's own statistics, chosen on the validation split (paper_notes/normalisation.md)
+    batchnorm_fields: dict[str, object] = field(default_factory=dict)
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -76,7 +79,8 @@ PROTOCOLS: dict[str, Protocol] = {
     "paper": Protocol("paper", dict(epochs=20, batch_size=1, engine="auto", hessian_every=500),
                       {"sdlm": dict(lr_schedule="paper"), "adam": dict(lr=0.001, lr_schedule="paper")},
                       {"map": 0.0001, "cross_entropy": 0.0001},
-                      "20 online passes, the paper preset's SDLM schedule (Sec. III-B)"),
+                      "20 online passes, the paper preset's SDLM schedule (Sec. III-B)",
+                      batchnorm_fields=dict(bn_eval="per_pattern")),
 }
 # the first grids' names for the mini-batch protocol's settings (experiments/grid_sdlm_screen.py uses them)
 GRID_PROTOCOL = PROTOCOLS["minibatch"].fields
@@ -167,7 +171,10 @@ def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str =
     loss), plus the swapped components."""
     swap, proto = swap or {}, PROTOCOLS[protocol]
     optimizer = swap.get("optimizer", run_config(preset).train.optimizer)
-    config = run_config(preset, {**proto.fields, **proto.optimizer_settings[optimizer], **swap, "dataset": dataset})
+    fields = {**proto.fields, **proto.optimizer_settings[optimizer], **swap, "dataset": dataset}
+    if run_config(preset, fields).model.norm == "batch":
+        fields = {**proto.batchnorm_fields, **fields}
+    config = run_config(preset, fields)
     if optimizer == "sdlm" and "lr" not in swap:
         config = with_lr(config, proto.sdlm_eta_by_loss[config.loss])
     return config

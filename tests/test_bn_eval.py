@@ -1,0 +1,108 @@
+"""`bn_eval` (repro/components/norm.py): how BatchNorm evaluates. per_pattern evaluates each pattern with its own
+statistics, the function BatchNorm trains at batch 1; running (the default) is nn.BatchNorm2d's. The choice
+changes what a run measures, never how it trains."""
+import copy
+import json
+
+import pytest
+import torch
+
+from conftest import make_mnist
+from repro.components import BatchNorm2d, running_statistics, set_evaluation_statistics
+from repro.config import LATER_FIELDS, run_config
+from repro.errors import ConfigError
+from repro.inference import evaluate_model, load_model
+from repro.model import build_model
+from repro.sdlm import gauss_newton_diagonal
+from repro.study.grids import GRIDS, PROTOCOLS
+from repro.train import train
+
+
+def trained_like(bn_eval: str) -> torch.nn.Module:
+    """A paper + BatchNorm network whose running statistics are far from any pattern's own (as after training)."""
+    torch.manual_seed(0)
+    model = build_model(run_config("paper", {"norm": "batch", "bn_eval": bn_eval}))
+    for m in model.modules():
+        if isinstance(m, BatchNorm2d):
+            m.running_mean.fill_(0.5)
+            m.running_var.fill_(3.0)
+    return model
+
+
+def test_per_pattern_evaluation_is_the_function_trained_at_batch_one():
+    x = torch.rand(5, 1, 32, 32)
+    model = trained_like("per_pattern")
+    trained = copy.deepcopy(model).train()
+    with torch.no_grad():
+        expected = torch.cat([trained(x[i:i + 1]) for i in range(len(x))])
+        got = model.eval()(x)
+        running = set_evaluation_statistics(copy.deepcopy(model), "running").eval()(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert (running - expected).abs().max() > 1e-2  # the running statistics give another function
+
+
+def test_running_evaluation_is_nn_batchnorm():
+    x = torch.rand(4, 1, 32, 32)
+    model = trained_like("running").eval()
+    with torch.no_grad():
+        got = model(x)
+        for m in model.modules():
+            if isinstance(m, BatchNorm2d):
+                m.forward = torch.nn.BatchNorm2d.forward.__get__(m)  # the plain nn.BatchNorm2d, bypassing ours
+        expected = model(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_sdlm_curvature_does_not_depend_on_bn_eval():
+    x, y = torch.rand(6, 1, 32, 32), torch.arange(6)
+    per_pattern, running = trained_like("per_pattern"), trained_like("running")
+    h_pp = gauss_newton_diagonal(per_pattern, x, y, "map")
+    h_run = gauss_newton_diagonal(running, x, y, "map")
+    for (name, p), q in zip(per_pattern.named_parameters(), running.parameters()):
+        torch.testing.assert_close(h_pp[p], h_run[q], rtol=0, atol=0, msg=name)
+    assert all(m.per_pattern_eval for m in per_pattern.modules() if isinstance(m, BatchNorm2d))  # restored
+    with running_statistics(per_pattern):
+        assert not any(m.per_pattern_eval for m in per_pattern.modules() if isinstance(m, BatchNorm2d))
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"bn_eval": "per_pattern"}, "norm=none"),
+    ({"norm": "batch", "bn_eval": "per_pattern", "batch_size": 64}, "batch_size=64"),
+    ({"norm": "batch", "bn_eval": "instance"}, "valid choices"),
+])
+def test_impossible_bn_eval_is_one_line(overrides, words):
+    with pytest.raises(ConfigError) as info:
+        run_config("paper", overrides)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_default_keeps_committed_digests():
+    assert LATER_FIELDS["bn_eval"] == "running"
+    assert run_config("paper").digest() == "8f83a42159"  # results/paper_final's runs, from before bn_eval
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_grids_batchnorm_at_batch_one_evaluates_per_pattern(name):
+    grid = GRIDS[name]
+    for v in grid.variants:
+        config = v.config
+        at_batch_one = config.model.norm == "batch" and config.train.batch_size == 1
+        expected = PROTOCOLS[v.protocol or grid.protocol].batchnorm_fields.get("bn_eval", "running") \
+            if at_batch_one else "running"
+        assert config.train.bn_eval == expected, v.name
+        if at_batch_one:
+            assert expected == "per_pattern"
+
+
+def test_saved_per_pattern_run_reproduces_its_summary(tmp_path):
+    root = make_mnist(tmp_path / "mnist", 96, 32)
+    config = run_config("paper", {"norm": "batch", "bn_eval": "per_pattern", "epochs": 1, "train_size": 64,
+                                  "hessian_samples": 16})
+    summary = train(config, tmp_path / "run", data_root=root, progress=False)
+    model, loaded = load_model(tmp_path / "run")
+    assert loaded.train.bn_eval == "per_pattern"
+    assert all(m.per_pattern_eval for m in model.modules() if isinstance(m, BatchNorm2d))
+    result = evaluate_model(model, loaded, data_root=root)
+    assert result["error_pct"] == summary["final_test_error_pct"]
+    saved = json.loads((tmp_path / "run" / "test_predictions.json").read_text())
+    assert result["predictions"] == saved["predictions"]
