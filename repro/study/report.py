@@ -134,9 +134,10 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
                     + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
                                 for opt, s in protocol.optimizer_settings.items())
                     + "; SDLM's eta by loss: "
-                    + ", ".join(f"{loss}={eta:g}" for loss, eta in protocol.sdlm_eta_by_loss.items()))
+                    + ", ".join(f"{loss}={eta:g}" for loss, eta in protocol.sdlm_eta_by_loss.items())
+                    + "".join(f"; BatchNorm: {k}={v}" for k, v in protocol.batchnorm_fields.items()))
         parts.append(f"## {name}: {grid.description}\n\nProtocol `{grid.protocol}` ({protocol.description}): "
-                     f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({len(rows)} runs recorded, "
+                     f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({len(rows)} run{'' if len(rows) == 1 else 's'} recorded, "
                      f"{len(rows) - len(trained)} of them copied from another grid or result folder with the same "
                      f"config and seed; {minutes:.0f} core-minutes of training)\n\n{table}\n")
     return "\n".join(parts)
