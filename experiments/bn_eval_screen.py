@@ -8,23 +8,40 @@ training patterns; the test set is never read) with both statistics:
 
     python -m experiments.bn_eval_screen --data-root ../shared/data
 
+The networks (model.pt) are not committed: where one is missing (a fresh clone), it is trained again from its
+run folder's config.json into a temporary folder (about 4 core-minutes each; on the same machine the same
+network, bit for bit).
+
 Writes results/screens/bn_eval.jsonl, one row per (step size, bn_eval); paper_notes/normalisation.md reads it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import torch
 
 from repro import atomic
 from repro.components import EVALUATION_STATISTICS, set_evaluation_statistics
+from repro.config import RunConfig
 from repro.inference import evaluate_model, load_model
 from repro.study.grid import read_rows
+from repro.train import read_run_config, train
 
 SCREEN = Path("results/screens/step_sizes/one_at_a_time_p4")
 OUT = Path("results/screens/bn_eval.jsonl")
+
+
+def network(run_dir: Path, data_root) -> tuple[torch.nn.Module, RunConfig]:
+    """The run's trained network: its model.pt, or where that is missing, the run trained again from its config."""
+    if (run_dir / "model.pt").exists():
+        return load_model(run_dir)
+    print(f"{run_dir}/model.pt is not here (not committed): training it again from its config.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        train(read_run_config(run_dir), Path(tmp) / "run", data_root=data_root, progress=False)
+        return load_model(Path(tmp) / "run")
 
 
 def main(argv=None) -> None:
@@ -41,7 +58,7 @@ def main(argv=None) -> None:
                          f"`python -m experiments.step_size_screen one_at_a_time` first")
     out = []
     for row in sorted(rows, key=lambda r: r["lr"]):
-        model, config = load_model(args.screen / row["run_dir"])
+        model, config = network(args.screen / row["run_dir"], args.data_root)
         assert config.train.evaluate_on == "validation", row["run_dir"]  # never the test set
         for bn_eval in EVALUATION_STATISTICS:
             result = evaluate_model(set_evaluation_statistics(model, bn_eval), config, "validation", args.data_root)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .components import Component, TableConv2d, running_statistics
+from .components import Component, TableConv2d, using_running_statistics
 from .components.base import trace_leaves
 
 
@@ -30,7 +30,7 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, targets: torch.Tens
     was_training = model.training
     model.eval()
     try:
-        with running_statistics(model):
+        with using_running_statistics(model):
             records = trace_leaves(model, x)
     finally:
         model.train(was_training)

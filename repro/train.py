@@ -213,6 +213,9 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
     pending = [r for r in opened if isinstance(r, Run)]
     if pending:
         cfg = config.train
+        if config.model.norm == "batch" and cfg.batch_size == 1 and cfg.bn_eval == "running" and progress:
+            print("note: BatchNorm at batch_size 1 evaluates with its running statistics here; --set "
+                  "bn_eval=per_pattern evaluates it as it trains (paper_notes/normalisation.md)", file=sys.stderr)
         data = data or load_mnist(config.model.input, data_root, train_size=cfg.train_size or None,
                                   evaluate_on=cfg.evaluate_on, dataset=cfg.dataset)
         with stop_signals():

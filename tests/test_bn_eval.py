@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from conftest import make_mnist
-from repro.components import BatchNorm2d, running_statistics, set_evaluation_statistics
+from repro.components import (EVALUATION_STATISTICS, BatchNorm2d, set_evaluation_statistics,
+                              using_running_statistics)
 from repro.config import LATER_FIELDS, run_config
 from repro.errors import ConfigError
 from repro.inference import evaluate_model, load_model
 from repro.model import build_model
 from repro.sdlm import gauss_newton_diagonal
 from repro.study.grids import GRIDS, PROTOCOLS
-from repro.train import train
+from repro.train import read_log, train
 
 
 def trained_like(bn_eval: str) -> torch.nn.Module:
@@ -41,18 +42,6 @@ def test_per_pattern_evaluation_is_the_function_trained_at_batch_one():
     assert (running - expected).abs().max() > 1e-2  # the running statistics give another function
 
 
-def test_running_evaluation_is_nn_batchnorm():
-    x = torch.rand(4, 1, 32, 32)
-    model = trained_like("running").eval()
-    with torch.no_grad():
-        got = model(x)
-        for m in model.modules():
-            if isinstance(m, BatchNorm2d):
-                m.forward = torch.nn.BatchNorm2d.forward.__get__(m)  # the plain nn.BatchNorm2d, bypassing ours
-        expected = model(x)
-    torch.testing.assert_close(got, expected, rtol=0, atol=0)
-
-
 def test_sdlm_curvature_does_not_depend_on_bn_eval():
     x, y = torch.rand(6, 1, 32, 32), torch.arange(6)
     per_pattern, running = trained_like("per_pattern"), trained_like("running")
@@ -61,7 +50,7 @@ def test_sdlm_curvature_does_not_depend_on_bn_eval():
     for (name, p), q in zip(per_pattern.named_parameters(), running.parameters()):
         torch.testing.assert_close(h_pp[p], h_run[q], rtol=0, atol=0, msg=name)
     assert all(m.per_pattern_eval for m in per_pattern.modules() if isinstance(m, BatchNorm2d))  # restored
-    with running_statistics(per_pattern):
+    with using_running_statistics(per_pattern):
         assert not any(m.per_pattern_eval for m in per_pattern.modules() if isinstance(m, BatchNorm2d))
 
 
@@ -94,15 +83,64 @@ def test_grids_batchnorm_at_batch_one_evaluates_per_pattern(name):
             assert expected == "per_pattern"
 
 
-def test_saved_per_pattern_run_reproduces_its_summary(tmp_path):
-    root = make_mnist(tmp_path / "mnist", 96, 32)
-    config = run_config("paper", {"norm": "batch", "bn_eval": "per_pattern", "epochs": 1, "train_size": 64,
-                                  "hessian_samples": 16})
-    summary = train(config, tmp_path / "run", data_root=root, progress=False)
+def tiny_bn_config(**overrides):
+    return run_config("paper", {"norm": "batch", "epochs": 2, "train_size": 64, "hessian_samples": 16,
+                                "hessian_every": 16, **overrides})
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory):
+    return make_mnist(tmp_path_factory.mktemp("mnist"), 96, 32)
+
+
+@pytest.mark.parametrize("engine", ["reference", "online"])
+def test_bn_eval_changes_what_a_run_measures_not_how_it_trains(engine, mnist_root, tmp_path):
+    runs = {}
+    for bn_eval in EVALUATION_STATISTICS:
+        config = tiny_bn_config(bn_eval=bn_eval, engine=engine)
+        train(config, tmp_path / bn_eval, data_root=mnist_root, progress=False)
+        runs[bn_eval] = (read_log(tmp_path / bn_eval), torch.load(tmp_path / bn_eval / "model.pt")["model"])
+    (log_run, weights_run), (log_pp, weights_pp) = runs["running"], runs["per_pattern"]
+    assert [e["train_loss"] for e in log_run] == [e["train_loss"] for e in log_pp]
+    assert weights_run.keys() == weights_pp.keys()
+    for key in weights_run:
+        assert torch.equal(weights_run[key], weights_pp[key]), key
+    assert [e["test_loss"] for e in log_run] != [e["test_loss"] for e in log_pp]  # measured differently
+
+
+def test_saved_per_pattern_run_reproduces_its_summary(mnist_root, tmp_path):
+    config = tiny_bn_config(bn_eval="per_pattern", epochs=1)
+    summary = train(config, tmp_path / "run", data_root=mnist_root, progress=False)
     model, loaded = load_model(tmp_path / "run")
     assert loaded.train.bn_eval == "per_pattern"
     assert all(m.per_pattern_eval for m in model.modules() if isinstance(m, BatchNorm2d))
-    result = evaluate_model(model, loaded, data_root=root)
+    result = evaluate_model(model, loaded, data_root=mnist_root)
     assert result["error_pct"] == summary["final_test_error_pct"]
+    assert result["loss"] == pytest.approx(read_log(tmp_path / "run")[-1]["test_loss"], rel=1e-6)
     saved = json.loads((tmp_path / "run" / "test_predictions.json").read_text())
     assert result["predictions"] == saved["predictions"]
+    running = evaluate_model(set_evaluation_statistics(model, "running"), loaded, data_root=mnist_root)
+    assert running["loss"] != pytest.approx(result["loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("bn_eval, noted", [("running", True), ("per_pattern", False)])
+def test_batchnorm_at_batch_one_with_running_statistics_gets_a_note(bn_eval, noted, mnist_root, tmp_path, capsys):
+    train(tiny_bn_config(bn_eval=bn_eval, epochs=1, train_size=16), tmp_path / "run", data_root=mnist_root)
+    assert ("bn_eval=per_pattern evaluates it as it trains" in capsys.readouterr().err) == noted
+
+
+def test_bn_eval_screen_measures_both_ways_and_retrains_a_missing_network(tmp_path):
+    from experiments.bn_eval_screen import main
+    from repro.study.grid import append_row
+
+    root = make_mnist(tmp_path / "mnist", 10_064, 16)  # the validation split is the last 10,000
+    screen = tmp_path / "screen"
+    config = tiny_bn_config(bn_eval="per_pattern", epochs=1, train_size=0, evaluate_on="validation")
+    summary = train(config, screen / "norm-batch@lr-0.0001" / "seed0", data_root=root, progress=False)
+    append_row(screen / "runs.jsonl", {"variant": "norm=batch@lr=0.0001", "seed": 0, "status": "finished",
+                                       "lr": config.train.lr, "passes": 1, "run_dir": "norm-batch@lr-0.0001/seed0"})
+    (screen / "norm-batch@lr-0.0001" / "seed0" / "model.pt").unlink()  # as on a fresh clone
+    main(["--data-root", str(root), "--screen", str(screen), "--out", str(tmp_path / "bn_eval.jsonl")])
+    rows = {r["bn_eval"]: r for r in map(json.loads, (tmp_path / "bn_eval.jsonl").read_text().splitlines())}
+    assert set(rows) == set(EVALUATION_STATISTICS) and rows["per_pattern"]["patterns"] == 10_000
+    assert rows["per_pattern"]["validation_error_pct"] == pytest.approx(summary["final_test_error_pct"], abs=1e-4)

@@ -20,7 +20,8 @@ from .head import (HEADS, LOSSES, RBF_CURVATURE, EuclideanRBF, Head, Loss, cross
 from .init import INITS, init_default_subsampling_, init_lecun_, lecun_uniform_, unit_fan_in
 from .input import BACKGROUND_LEVEL, FOREGROUND_LEVEL, INPUTS, InputField
 from .linear import C3_CONNECTIONS, C3_TABLE, Conv2d, FullFieldConv2d, Linear, TableConv2d, c3_connection_mask
-from .norm import EVALUATION_STATISTICS, NORMS, BatchNorm2d, running_statistics, set_evaluation_statistics
+from .norm import (EVALUATION_STATISTICS, NORMS, BatchNorm2d, set_evaluation_statistics,
+                   using_running_statistics)
 from .pooling import POOLINGS, AvgPool, MaxPool, TrainableSubsampling
 
 # switch -> registry; repro/config.py takes each switch's valid values from here

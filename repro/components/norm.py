@@ -1,4 +1,5 @@
-"""The `norm` switch: none (the paper) or BatchNorm after C1 and C3 (the seed blog's modern network).
+"""The `norm` switch: none (the paper) or BatchNorm (Ioffe & Szegedy, 2015) after C1 and C3 (the seed blog's
+modern network).
 
 BatchNorm is not in the paper. Trained online (one pattern per update) it normalises each map over that
 pattern's positions: exactly what `nn.BatchNorm2d` does in training mode on a batch of one, and what the online
@@ -19,7 +20,9 @@ from .base import Component, per_map
 
 
 class BatchNorm2d(Component, nn.BatchNorm2d):
-    """nn.BatchNorm2d (training statistics over a batch's patterns and positions, running statistics for eval)."""
+    """nn.BatchNorm2d: in training, statistics over a batch's patterns and positions; in eval mode, the running
+    statistics, or with `per_pattern_eval` each pattern's own over its positions (instance normalisation, Ulyanov
+    et al. 2016, with BatchNorm's scale and shift), which is what training at batch 1 computed."""
 
     online_state = ("running_mean", "running_var", "num_batches_tracked")
     per_pattern_eval = False  # set_evaluation_statistics; a class default, so a state dict does not carry it
@@ -99,7 +102,7 @@ def set_evaluation_statistics(model: nn.Module, bn_eval: str) -> nn.Module:
 
 
 @contextmanager
-def running_statistics(model: nn.Module) -> Iterator[None]:
+def using_running_statistics(model: nn.Module) -> Iterator[None]:
     """Within the block, every BatchNorm2d of `model` evaluates with its running statistics, whatever bn_eval
     says: SDLM's curvature pass (repro/sdlm.py) uses them, so that bn_eval changes what is measured, not how the
     network trains."""

@@ -129,6 +129,8 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
         protocol = PROTOCOLS[grid.protocol]
         rows = grid_rows(results / "grids" / name)
         trained = [r for r in rows if not r.get("reused_from")]
+        recorded = f"{len(rows)} run{'' if len(rows) == 1 else 's'} recorded"
+        copied = f"{len(rows) - len(trained)} of them copied" if len(rows) > len(trained) else "none copied"
         minutes = sum((r.get("wall_s") or 0) * (r.get("threads") or 1) for r in trained) / 60
         settings = (", ".join(f"{k}={v}" for k, v in protocol.fields.items()) + "; "
                     + "; ".join(f"{opt}: " + ", ".join(f"{k}={v}" for k, v in s.items())
@@ -137,9 +139,9 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
                     + ", ".join(f"{loss}={eta:g}" for loss, eta in protocol.sdlm_eta_by_loss.items())
                     + "".join(f"; BatchNorm: {k}={v}" for k, v in protocol.batchnorm_fields.items()))
         parts.append(f"## {name}: {grid.description}\n\nProtocol `{grid.protocol}` ({protocol.description}): "
-                     f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({len(rows)} run{'' if len(rows) == 1 else 's'} recorded, "
-                     f"{len(rows) - len(trained)} of them copied from another grid or result folder with the same "
-                     f"config and seed; {minutes:.0f} core-minutes of training)\n\n{table}\n")
+                     f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({recorded}, {copied} from another "
+                     f"grid or result folder with the same config and seed; {minutes:.0f} core-minutes of "
+                     f"training)\n\n{table}\n")
     return "\n".join(parts)
 
 
