@@ -547,3 +547,20 @@ def test_a_copied_runs_source_is_recorded_relative_to_the_working_directory(tmp_
     monkeypatch.chdir(tmp_path)
     assert grid_module._portable(tmp_path / "results" / "modern" / "seed0") == "results/modern/seed0"
     assert grid_module._portable(Path("/elsewhere/x")) == "/elsewhere/x"
+
+
+def test_ladder_waterfall_shows_every_rung_inside_its_range_and_where_the_protocol_changes(tmp_path, monkeypatch):
+    from repro.study import figures
+    from repro.study.ablation import grid_table
+    saved = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.setdefault("fig", fig) and path)
+    ladder = GRIDS["ladder"]
+    rungs = [v for v in ladder.variants if not v.own_lr]
+    # one seed, no interval: the lowest rung is a bar's bottom, which autoscaling would put on the axis
+    write_synthetic_grid(tmp_path / "ladder", {v.name: [1.1 - i / 20] for i, v in enumerate(rungs)})
+    figures.plot_ladder(grid_table(tmp_path / "ladder", ladder), ladder, "t", tmp_path / "l.png")
+    ax = saved["fig"].axes[0]
+    lowest = 1.1 - (len(rungs) - 1) / 20
+    assert ax.get_ylim()[0] < lowest - 0.005 and ax.get_ylim()[1] > 1.1 + 0.005
+    lines = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert lines == [[v.name for v in rungs].index("+protocol=minibatch") - 0.5]

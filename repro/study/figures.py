@@ -224,11 +224,27 @@ def plot_ladder(table, grid, title: str, path: Path) -> Path:
     ax.errorbar(x, means, yerr=[0.0 if h != h else h for h in halves], fmt="o", color="k", capsize=3,
                 label="pure rung")
     own = [v for v in grid.variants if v.own_lr]
+    own_means = [by["test_mean"].get(v.name, math.nan) for v in own]
+    own_halves = [by["test_half"].get(v.name, math.nan) for v in own]
     if own:
         xs = [rungs.index(v.name.split("@lr=")[0]) + 0.2 for v in own]
-        ax.errorbar(xs, [by["test_mean"].get(v.name, math.nan) for v in own],
-                    yerr=[0.0 if h != h else h for h in (by["test_half"].get(v.name, math.nan) for v in own)],
-                    fmt="s", color="C0", capsize=3, label="at its own step size")
+        ax.errorbar(xs, own_means, yerr=[0.0 if h != h else h for h in own_halves], fmt="s", color="C0",
+                    capsize=3, label="at its own step size")
+    # the bars' bottoms are sticky for autoscaling, which would put the lowest rung on the axis: set the range
+    ends = [(m - (h if h == h else 0), m + (h if h == h else 0))
+            for m, h in zip(means + own_means, halves + own_halves) if m == m]
+    if ends:
+        low, high = min(e[0] for e in ends), max(e[1] for e in ends)
+        pad = 0.08 * max(high - low, 0.1)
+        ax.set_ylim(low - pad, high + pad)
+    protocols = [grid.protocol_of(v).name for v in grid.variants if not v.own_lr]
+    for k in range(1, len(rungs)):
+        if protocols[k] != protocols[k - 1]:  # where the rungs leave the paper's protocol
+            ax.axvline(k - 0.5, color="0.5", ls="--", lw=1)
+            ax.text(k - 0.45, 1.0, f" {protocols[k]} protocol ->", transform=ax.get_xaxis_transform(), va="top",
+                    fontsize=7, color="0.4")
+            ax.text(k - 0.55, 1.0, f"<- {protocols[k - 1]} protocol ", transform=ax.get_xaxis_transform(),
+                    va="top", ha="right", fontsize=7, color="0.4")
     ax.set_xticks(x)
     ax.set_xticklabels(rungs, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("test error %, mean over seeds ± 95% CI")
