@@ -15,7 +15,7 @@ from repro.errors import ConfigError
 from repro.inference import evaluate_model, load_model
 from repro.model import build_model
 from repro.sdlm import gauss_newton_diagonal
-from repro.study.grids import GRIDS, PROTOCOLS
+from repro.study.grids import GRIDS
 from repro.train import read_log, train
 
 
@@ -74,13 +74,8 @@ def test_default_keeps_committed_digests():
 def test_grids_batchnorm_at_batch_one_evaluates_per_pattern(name):
     grid = GRIDS[name]
     for v in grid.variants:
-        config = v.config
-        at_batch_one = config.model.norm == "batch" and config.train.batch_size == 1
-        expected = PROTOCOLS[v.protocol or grid.protocol].batchnorm_fields.get("bn_eval", "running") \
-            if at_batch_one else "running"
-        assert config.train.bn_eval == expected, v.name
-        if at_batch_one:
-            assert expected == "per_pattern"
+        at_batch_one = v.config.model.norm == "batch" and v.config.train.batch_size == 1
+        assert v.config.train.bn_eval == ("per_pattern" if at_batch_one else "running"), v.name
 
 
 def tiny_bn_config(**overrides):

@@ -213,7 +213,8 @@ def plot_ladder(table, grid, title: str, path: Path) -> Path:
     rungs = [v.name for v in grid.variants if not v.own_lr]
     by = table.set_index("variant")
     means = [by["test_mean"].get(r, math.nan) for r in rungs]
-    halves = [by["test_half"].get(r, math.nan) for r in rungs]
+    half = by["test_half"].fillna(0.0)  # one seed: no interval
+    halves = [half.get(r, 0.0) for r in rungs]
     fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(rungs)), 4.5))
     x = list(range(len(rungs)))
     for k in range(1, len(rungs)):
@@ -221,18 +222,15 @@ def plot_ladder(table, grid, title: str, path: Path) -> Path:
             low, high = sorted((means[k - 1], means[k]))
             ax.bar(k, high - low, bottom=low, width=0.6, color="C3" if means[k] > means[k - 1] else "C2",
                    alpha=0.5)
-    ax.errorbar(x, means, yerr=[0.0 if h != h else h for h in halves], fmt="o", color="k", capsize=3,
-                label="pure rung")
+    ax.errorbar(x, means, yerr=halves, fmt="o", color="k", capsize=3, label="pure rung")
     own = [v for v in grid.variants if v.own_lr]
     own_means = [by["test_mean"].get(v.name, math.nan) for v in own]
-    own_halves = [by["test_half"].get(v.name, math.nan) for v in own]
+    own_halves = [half.get(v.name, 0.0) for v in own]
     if own:
         xs = [rungs.index(v.name.split("@lr=")[0]) + 0.2 for v in own]
-        ax.errorbar(xs, own_means, yerr=[0.0 if h != h else h for h in own_halves], fmt="s", color="C0",
-                    capsize=3, label="at its own step size")
+        ax.errorbar(xs, own_means, yerr=own_halves, fmt="s", color="C0", capsize=3, label="at its own step size")
     # the bars' bottoms are sticky for autoscaling, which would put the lowest rung on the axis: set the range
-    ends = [(m - (h if h == h else 0), m + (h if h == h else 0))
-            for m, h in zip(means + own_means, halves + own_halves) if m == m]
+    ends = [(m - h, m + h) for m, h in zip(means + own_means, halves + own_halves) if m == m]
     if ends:
         low, high = min(e[0] for e in ends), max(e[1] for e in ends)
         pad = 0.08 * max(high - low, 0.1)
