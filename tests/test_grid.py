@@ -14,6 +14,7 @@ from repro.cli import main
 from repro.config import ConfigError, config_differences, run_config
 from repro.study import grid as grid_module
 from repro.study.ablation import ablation_table, table_markdown
+from repro.study.comparison import COMPARISONS
 from repro.study.figures import (make_grid_figures, make_showcase_figures, plot_confusion_matrix,
                                  plot_misclassified)
 from repro.study.grid import RUNS_FILE, append_row, grid_cells, read_rows, run_grid
@@ -383,7 +384,7 @@ def test_every_ablation_figure_builds_from_synthetic_results(tmp_path):
                              {v.name: [1.0 + i / 10, 1.2 + i / 10, 0.9 + i / 5] for i, v in enumerate(grid.variants)})
     paths = make_grid_figures(tmp_path / "figures", results)
     assert [p.name for p in paths] == [f"ablation_{name}{kind}.png" for name in GRIDS for kind in ("", "_curves")] \
-        + ["ablation_protocols.png", "ablation_datasets_one_at_a_time.png", "ablation_datasets_leave_one_in.png"]
+        + [c.figure for c in COMPARISONS]
     assert all(p.stat().st_size > 5000 for p in paths)
 
 
@@ -416,7 +417,8 @@ def test_a_grid_with_only_its_reference_draws_no_deltas_and_the_comparison_keeps
 
 def test_own_step_size_variants_and_their_deltas(tmp_path, monkeypatch):
     from repro.study import grids
-    from repro.study.figures import component_deltas, plot_ablation_deltas, plot_ladder
+    from repro.study.comparison import component_deltas
+    from repro.study.figures import plot_ablation_deltas, plot_ladder
     from repro.study.ablation import grid_table
     monkeypatch.setattr(grids, "STEP_SIZES", {"one_at_a_time": {"paper": 5e-5, "activation=relu": 1e-4,
                                                                  "c3=full": 3e-4},

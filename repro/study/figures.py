@@ -4,7 +4,8 @@ Nothing here trains. Static figures: the RBF prototypes (cf. Fig. 3) and Table I
 training error per pass of the reproduction runs (cf. Fig. 5) and against the training-set size (cf. Fig. 6);
 the paper preset's learned C1 kernels, confusion matrix and misclassified test digits, and the distortion-trained
 network's misclassified test digits (cf. Fig. 8); for each ablation grid, the deltas against its reference and
-the test error per pass of every variant.
+the test error per pass of every variant; and the same swaps compared across two grids (two protocols, two
+datasets; repro/study/comparison.py).
 """
 from __future__ import annotations
 
@@ -125,35 +126,6 @@ def reproduction_runs(results: Path) -> tuple[dict[str, list[Path]], dict[str, t
             groups[f"preset {label}"] = runs
             paper[f"preset {label}"] = paper_values or (None, None)
     return groups, paper
-
-
-def component_deltas(grid_dir: Path, grid) -> "pd.DataFrame":
-    """One row per swapped component of a grid: its test-error delta, paired by seed, as a pure swap (against
-    the reference) and at its own step size (`own_*`, against the reference at its own; NaN until both have
-    runs). A variant whose own step size is the protocol's is its own pure swap."""
-    import pandas as pd
-
-    from .ablation import grid_rows
-    from .grids import own_step_variant
-    from .stats import paired_delta
-
-    errors: dict[str, dict[int, float]] = {}
-    for r in grid_rows(grid_dir):
-        if r["status"] == "finished":
-            errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
-    reference, own_reference = grid.reference.name, own_step_variant(grid, grid.reference.name)
-    out = []
-    for v in grid.variants[1:]:
-        if v.own_lr or v.name not in errors:
-            continue
-        pure = paired_delta(errors.get(reference, {}), errors[v.name])
-        own_name = own_step_variant(grid, v.name)
-        own = {"delta": math.nan, "half": math.nan}
-        if own_name and own_reference and own_name in errors and own_reference in errors:
-            own = paired_delta(errors[own_reference], errors[own_name])
-        out.append({"variant": v.name, "delta": pure["delta"], "half": pure["half"], "own_delta": own["delta"],
-                    "own_half": own["half"]})
-    return pd.DataFrame(out, columns=["variant", "delta", "half", "own_delta", "own_half"])
 
 
 def _dot_whiskers(ax, series: list[tuple[str, list, list, str]], labels: list[str]) -> None:
@@ -433,40 +405,29 @@ def make_fig8(out_dir: Path, results: Path, data_root=None) -> list[Path]:
                                out_dir / "fig8_misclassified.png")]
 
 
-# grids that make the same swaps under two protocols, drawn side by side (the README says where rankings flip)
-PROTOCOL_PAIRS = {"ablation_protocols.png": ("one_at_a_time", "one_at_a_time_minibatch")}
-# grids that make the same swaps on MNIST and on Fashion-MNIST: does the ranking transfer?
-DATASET_PAIRS = {f"ablation_datasets_{name}.png": (name, name + "_fashion_mnist")
-                 for name in ("one_at_a_time", "leave_one_in")}
-
-
 def _has_deltas(deltas) -> bool:
     return bool(deltas["delta"].notna().any())
 
 
-def _swaps_in_both(mnist, fashion):
-    """The swaps with a delta on both datasets, one row each (columns suffixed _mnist and _fashion)."""
-    return mnist.dropna(subset=["delta"]).merge(fashion.dropna(subset=["delta"]), on="variant",
-                                                 suffixes=("_mnist", "_fashion"))
-
-
-def plot_dataset_comparison(mnist, fashion, title: str, path: Path) -> Path:
-    """Each swap's delta on MNIST (x) against its delta on Fashion-MNIST (y), both with their 95% intervals,
-    and the Spearman rank correlation of the two rankings in the title."""
+def plot_dataset_comparison(first, second, comparison, title: str, path: Path) -> Path:
+    """Each swap's delta in the first grid (x, e.g. MNIST) against its delta in the second (y, e.g.
+    Fashion-MNIST), both with their 95% intervals, and the Spearman rank correlation of the two rankings in the
+    title (repro/study/comparison.py tabulates the same)."""
+    from .comparison import swaps_in_both
     from .stats import rank_correlation
 
-    both = _swaps_in_both(mnist, fashion)
+    both = swaps_in_both(first, second)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    ax.errorbar(both["delta_mnist"], both["delta_fashion"], xerr=both["half_mnist"].fillna(0.0),
-                yerr=both["half_fashion"].fillna(0.0), fmt="o", capsize=3)
+    ax.errorbar(both["delta_first"], both["delta_second"], xerr=both["half_first"].fillna(0.0),
+                yerr=both["half_second"].fillna(0.0), fmt="o", capsize=3)
     for _, row in both.iterrows():
-        ax.annotate(row["variant"], (row["delta_mnist"], row["delta_fashion"]), fontsize=7, xytext=(4, 4),
+        ax.annotate(row["variant"], (row["delta_first"], row["delta_second"]), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
     ax.axhline(0.0, color="k", lw=0.8)
     ax.axvline(0.0, color="k", lw=0.8)
-    rho, p = rank_correlation(list(both["delta_mnist"]), list(both["delta_fashion"]))
-    ax.set_xlabel("Δ test error on MNIST, pp (vs the reference, 95% CI)")
-    ax.set_ylabel("Δ test error on Fashion-MNIST, pp")
+    rho, p = rank_correlation(list(both["delta_first"]), list(both["delta_second"]))
+    ax.set_xlabel(f"Δ test error on {comparison.first_label}, pp (vs the reference, 95% CI)")
+    ax.set_ylabel(f"Δ test error on {comparison.second_label}, pp")
     ax.set_title(f"{title}\nSpearman's rank correlation {rho:.2f} (p = {p:.2g}, {len(both)} swaps)", fontsize=9)
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
@@ -474,7 +435,8 @@ def plot_dataset_comparison(mnist, fashion, title: str, path: Path) -> Path:
 
 def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
     """For each grid with results: the ablation deltas (the ladder: a waterfall) and the test error per pass
-    of every variant; the protocol comparisons where both grids have results."""
+    of every variant; the comparisons (repro/study/comparison.py) where both grids have results."""
+    from .comparison import COMPARISONS, component_deltas, swaps_in_both
     from .grids import GRIDS
 
     from .ablation import grid_rows, grid_table
@@ -497,15 +459,17 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
                                                   out_dir / f"ablation_{name}.png"))
         paths.append(plot_grid_curves(rows, grid_dir, order, f"{name}: test error per pass",
                                       out_dir / f"ablation_{name}_curves.png"))
-    for file, names in PROTOCOL_PAIRS.items():
-        if all(n in deltas for n in names) and any(_has_deltas(deltas[n]) for n in names):
+    for c in COMPARISONS:
+        if c.first not in deltas or c.second not in deltas:
+            continue
+        first, second = deltas[c.first], deltas[c.second]
+        if c.kind == "protocol" and (_has_deltas(first) or _has_deltas(second)):
             paths.append(plot_protocol_comparison(
-                {f"{n} (protocol {GRIDS[n].protocol})": deltas[n] for n in names},
-                "the same swaps of the paper preset under two protocols", out_dir / file))
-    for file, (name, fashion) in DATASET_PAIRS.items():
-        if name in deltas and fashion in deltas and len(_swaps_in_both(deltas[name], deltas[fashion])) >= 3:
-            paths.append(plot_dataset_comparison(deltas[name], deltas[fashion], f"{name}: MNIST against "
-                                                 f"Fashion-MNIST", out_dir / file))
+                {f"{n} (protocol {GRIDS[n].protocol})": deltas[n] for n in (c.first, c.second)},
+                "the same swaps of the paper preset under two protocols", out_dir / c.figure))
+        elif c.kind == "dataset" and len(swaps_in_both(first, second)) >= 3:
+            paths.append(plot_dataset_comparison(first, second, c, f"{c.first}: {c.first_label} against "
+                                                 f"{c.second_label}", out_dir / c.figure))
     return paths
 
 

@@ -3,8 +3,8 @@
 The reproduction table compares the paper preset's and the modern preset's runs under results/<preset>/seed<N>/
 with the paper's figures (Sec. III-C): mean test error over seeds with a 95% t-interval, every seed's value,
 and the final training error. It is written to results/reproduction.md and between the README's markers.
-The ablation tables (repro/study/ablation.py), one per grid under results/grids/, go to results/ablation.md and
-between the README's per-grid markers.
+The ablation tables (repro/study/ablation.py), one per grid under results/grids/, and the comparisons of the same
+swaps across two grids (repro/study/comparison.py) go to results/ablation.md and between the README's markers.
 """
 from __future__ import annotations
 
@@ -153,14 +153,25 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
     written = [out]
     if readme.exists() and refresh_readme(readme, table):
         written.append(readme)
-    tables = ablation_tables(results)
+    from .comparison import COMPARISONS, comparison_markers, comparison_tables
+    tables, comparisons = ablation_tables(results), comparison_tables(results)
     if tables:
         out = results / "ablation.md"
-        atomic.write_text(out, ablation_report(tables, results))
+        text = ablation_report(tables, results)
+        if comparisons:
+            text += "\n# The same swaps in two grids\n\n" + "".join(
+                f"## {c.first} against {c.second}\n\n{comparisons[c.name]}\n\n" for c in COMPARISONS
+                if c.name in comparisons)
+        atomic.write_text(out, text)
         written.append(out)
     from .grids import GRIDS
-    for name in GRIDS:  # a grid whose runs are gone gets a line saying so, never its old table
-        grid_table = tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
-        if readme.exists() and refresh_readme(readme, grid_table, *ablation_markers(name)) and readme not in written:
+    # a grid whose runs are gone gets a line saying so, never its old table
+    updates = [(tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._"), ablation_markers(name))
+               for name in GRIDS]
+    updates += [(comparisons.get(c.name, f"_Not both grids have runs yet: `lenet5 grid {c.first}`, "
+                                         f"`lenet5 grid {c.second}`._"), comparison_markers(c.name))
+                for c in COMPARISONS]
+    for table, markers in updates:
+        if readme.exists() and refresh_readme(readme, table, *markers) and readme not in written:
             written.append(readme)
     return written

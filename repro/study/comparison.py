@@ -1,0 +1,146 @@
+"""Do two grids agree on what a component is worth? The same swaps compared across two grids.
+
+Two kinds of comparison: under two protocols (the paper's 20 online passes against batch 64 for 5 passes; the
+ablation issue, item 5) and on two datasets (MNIST against Fashion-MNIST; the Fashion-MNIST issue, item 4). For
+each swap both grids make, `lenet5 report` tabulates its pure-swap delta in each (paired by seed, 95% t-interval),
+its rank in each (1 = the most helpful), and a verdict, and gives Spearman's rank correlation of the two rankings;
+`lenet5 figures` draws the same deltas (repro/study/figures.py). The README's readings quote these tables.
+
+The verdict calls an effect *resolved* when its 95% interval excludes zero (it needs at least 2 seeds):
+- `holds: helps` / `holds: hurts`: resolved in both grids, on the same side;
+- `flips`: resolved in both, on opposite sides;
+- `helps under X only` / `hurts under X only`: resolved in one grid, within noise of zero in the other;
+- `unresolved in both`; `one seed`: a grid has only one seed of the swap, so no interval yet.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str  # the README's marker and results/ablation.md's heading
+    first: str  # grid names (repro/study/grids.py)
+    second: str
+    kind: str  # "protocol" or "dataset"
+    first_label: str  # how the verdicts name each grid
+    second_label: str
+    figure: str  # the file `lenet5 figures` draws it in
+
+
+COMPARISONS = [
+    Comparison("protocols", "one_at_a_time", "one_at_a_time_minibatch", "protocol", "paper protocol",
+               "mini-batch protocol", "ablation_protocols.png"),
+] + [Comparison(f"datasets_{name}", name, f"{name}_fashion_mnist", "dataset", "MNIST", "Fashion-MNIST",
+                f"ablation_datasets_{name}.png") for name in ("one_at_a_time", "leave_one_in")]
+
+
+def component_deltas(grid_dir: Path, grid) -> pd.DataFrame:
+    """One row per swapped component of a grid: its test-error delta, paired by seed, as a pure swap (against
+    the reference) and at its own step size (`own_*`, against the reference at its own; NaN until both have
+    runs). A variant whose own step size is the protocol's is its own pure swap."""
+    from .ablation import grid_rows
+    from .grids import own_step_variant
+    from .stats import paired_delta
+
+    errors: dict[str, dict[int, float]] = {}
+    for r in grid_rows(grid_dir):
+        if r["status"] == "finished":
+            errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
+    reference, own_reference = grid.reference.name, own_step_variant(grid, grid.reference.name)
+    out = []
+    for v in grid.variants[1:]:
+        if v.own_lr or v.name not in errors:
+            continue
+        pure = paired_delta(errors.get(reference, {}), errors[v.name])
+        own_name = own_step_variant(grid, v.name)
+        own = {"delta": math.nan, "half": math.nan}
+        if own_name and own_reference and own_name in errors and own_reference in errors:
+            own = paired_delta(errors[own_reference], errors[own_name])
+        out.append({"variant": v.name, "delta": pure["delta"], "half": pure["half"], "own_delta": own["delta"],
+                    "own_half": own["half"], "seeds": len(pure["seeds"])})
+    return pd.DataFrame(out, columns=["variant", "delta", "half", "own_delta", "own_half", "seeds"])
+
+
+def swaps_in_both(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The swaps with a pure-swap delta in both grids, one row each (columns suffixed _first and _second), in
+    the first grid's order."""
+    return first.dropna(subset=["delta"]).merge(second.dropna(subset=["delta"]), on="variant",
+                                                suffixes=("_first", "_second"))
+
+
+def _side(delta: float, half: float) -> int:
+    """-1: the interval lies below zero (the swap helps); +1: above (it hurts); 0: it holds zero, or is unknown."""
+    if math.isnan(half):
+        return 0
+    return -1 if delta + half < 0 else 1 if delta - half > 0 else 0
+
+
+def verdict(delta_first: float, half_first: float, delta_second: float, half_second: float,
+            first_label: str, second_label: str) -> str:
+    """Whether a swap's effect is resolved in each grid, and on which side (the module docstring)."""
+    if math.isnan(half_first) or math.isnan(half_second):
+        return "one seed"
+    a, b = _side(delta_first, half_first), _side(delta_second, half_second)
+    word = {-1: "helps", 1: "hurts"}
+    if a and b:
+        return f"holds: {word[a]}" if a == b else "flips"
+    if a:
+        return f"{word[a]} under {first_label} only"
+    if b:
+        return f"{word[b]} under {second_label} only"
+    return "unresolved in both"
+
+
+def compare(first: pd.DataFrame, second: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+    """The swaps in both grids with their deltas, their rank in each grid (1 = the most helpful) and a verdict."""
+    both = swaps_in_both(first, second)
+    for side in ("first", "second"):
+        both[f"rank_{side}"] = both[f"delta_{side}"].rank(method="min").astype(int)
+    both["verdict"] = [verdict(r.delta_first, r.half_first, r.delta_second, r.half_second,
+                               comparison.first_label, comparison.second_label) for r in both.itertuples()]
+    return both[["variant", "seeds_first", "delta_first", "half_first", "rank_first", "seeds_second",
+                 "delta_second", "half_second", "rank_second", "verdict"]]
+
+
+def comparison_markdown(table: pd.DataFrame, comparison: Comparison) -> str:
+    """The comparison as Markdown, with Spearman's rank correlation of the two rankings below it."""
+    from .ablation import _pm
+    from .stats import rank_correlation
+
+    if table.empty:
+        return (f"_No swap has runs in both `{comparison.first}` and `{comparison.second}` yet: "
+                f"`lenet5 grid {comparison.first}`, `lenet5 grid {comparison.second}`._")
+    lines = [f"| swap | Δ {comparison.first_label}, pp (seeds) | rank | Δ {comparison.second_label}, pp (seeds) "
+             "| rank | verdict |", "|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| `{r.variant}` | {_pm(r.delta_first, r.half_first, signed=True)} ({r.seeds_first}) | "
+                     f"{r.rank_first} | {_pm(r.delta_second, r.half_second, signed=True)} ({r.seeds_second}) | "
+                     f"{r.rank_second} | {r.verdict} |")
+    rho, p = rank_correlation(list(table["delta_first"]), list(table["delta_second"]))
+    rho_text = ("fewer than 3 swaps: no rank correlation yet" if math.isnan(rho)
+                else f"Spearman's rank correlation of the two rankings: {rho:.2f} (p = {p:.2g}, {len(table)} swaps)")
+    return "\n".join(lines) + f"\n\n{rho_text}. Δ: pure swap minus the grid's reference, paired by seed, 95% " \
+                              f"t-interval; `{comparison.first}` against `{comparison.second}`."
+
+
+def comparison_markers(name: str) -> tuple[str, str]:
+    return f"<!-- comparison:{name}:begin (lenet5 report) -->", f"<!-- comparison:{name}:end -->"
+
+
+def comparison_tables(results: Path) -> dict[str, str]:
+    """{comparison name: Markdown} for every comparison whose two grids both have a runs file."""
+    from .grid import RUNS_FILE
+    from .grids import GRIDS
+
+    out = {}
+    for c in COMPARISONS:
+        dirs = [results / "grids" / name for name in (c.first, c.second)]
+        if all((d / RUNS_FILE).exists() for d in dirs):
+            first, second = (component_deltas(d, GRIDS[n]) for d, n in zip(dirs, (c.first, c.second)))
+            out[c.name] = comparison_markdown(compare(first, second, c), c)
+    return out
