@@ -75,3 +75,20 @@ def test_report_fills_each_comparison_in_the_readme(tmp_path):
     # the Fashion-MNIST grids have no runs here: their comparisons say so rather than keep old text
     assert "Not both grids have runs yet: `lenet5 grid one_at_a_time`, `lenet5 grid one_at_a_time_fashion_mnist`" in out
     assert "# The same swaps in two grids" in (results / "ablation.md").read_text()
+
+
+def test_a_ladders_deltas_are_each_rung_against_the_rung_before(tmp_path):
+    from repro.study.comparison import component_deltas
+    from repro.study.grids import own_step_variant
+    ladder = GRIDS["ladder"]
+    errors = {v.name: [1.0 + i / 10, 1.0 + i / 5] for i, v in enumerate(ladder.variants)}
+    write_synthetic_grid(tmp_path / "ladder", errors)
+    deltas = component_deltas(tmp_path / "ladder", ladder).set_index("variant")
+    for v in ladder.variants[1:]:
+        if v.own_lr:
+            continue
+        pure = [a - b for a, b in zip(errors[v.name], errors[v.baseline])]
+        assert deltas.loc[v.name, "delta"] == pytest.approx(sum(pure) / 2)
+        own, own_base = own_step_variant(ladder, v.name), own_step_variant(ladder, v.baseline)
+        own_diff = [a - b for a, b in zip(errors[own], errors[own_base])]
+        assert deltas.loc[v.name, "own_delta"] == pytest.approx(sum(own_diff) / 2)

@@ -2,7 +2,8 @@
 
 Two kinds of comparison: under two protocols (the paper's 20 online passes against batch 64 for 5 passes; the
 ablation issue, item 5) and on two datasets (MNIST against Fashion-MNIST; the Fashion-MNIST issue, item 4). For
-each swap both grids make, `lenet5 report` tabulates its pure-swap delta in each (paired by seed, 95% t-interval),
+each swap both grids make (each rung, for two ladders), `lenet5 report` tabulates its pure-swap delta against its
+baseline in each (the reference; on a ladder the rung before; paired by seed, 95% t-interval),
 its rank in each (1 = the most helpful), and a verdict, and gives Spearman's rank correlation of the two rankings;
 `lenet5 figures` draws the same deltas (repro/study/figures.py). The README's readings quote these tables.
 
@@ -36,13 +37,14 @@ COMPARISONS = [
     Comparison("protocols", "one_at_a_time", "one_at_a_time_minibatch", "protocol", "paper protocol",
                "mini-batch protocol", "ablation_protocols.png"),
 ] + [Comparison(f"datasets_{name}", name, f"{name}_fashion_mnist", "dataset", "MNIST", "Fashion-MNIST",
-                f"ablation_datasets_{name}.png") for name in ("one_at_a_time", "leave_one_in")]
+                f"ablation_datasets_{name}.png") for name in ("one_at_a_time", "leave_one_in", "ladder")]
 
 
 def component_deltas(grid_dir: Path, grid) -> pd.DataFrame:
-    """One row per swapped component of a grid: its test-error delta, paired by seed, as a pure swap (against
-    the reference) and at its own step size (`own_*`, against the reference at its own; NaN until both have
-    runs). A variant whose own step size is the protocol's is its own pure swap."""
+    """One row per pure variant of a grid: its test-error delta against its baseline, paired by seed (the
+    reference for a swap; the rung before on the ladder), as a pure swap and at its own step size (`own_*`: the
+    variant at its own against its baseline at its own; NaN until both have runs). A variant whose own step size
+    is the protocol's is its own variant at its best."""
     from .ablation import grid_rows
     from .grids import own_step_variant
     from .stats import paired_delta
@@ -51,16 +53,16 @@ def component_deltas(grid_dir: Path, grid) -> pd.DataFrame:
     for r in grid_rows(grid_dir):
         if r["status"] == "finished":
             errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
-    reference, own_reference = grid.reference.name, own_step_variant(grid, grid.reference.name)
     out = []
     for v in grid.variants[1:]:
         if v.own_lr or v.name not in errors:
             continue
-        pure = paired_delta(errors.get(reference, {}), errors[v.name])
-        own_name = own_step_variant(grid, v.name)
+        baseline = v.baseline or grid.reference.name
+        pure = paired_delta(errors.get(baseline, {}), errors[v.name])
+        own_name, own_baseline = own_step_variant(grid, v.name), own_step_variant(grid, baseline)
         own = {"delta": math.nan, "half": math.nan}
-        if own_name and own_reference and own_name in errors and own_reference in errors:
-            own = paired_delta(errors[own_reference], errors[own_name])
+        if own_name and own_baseline and own_name in errors and own_baseline in errors:
+            own = paired_delta(errors[own_baseline], errors[own_name])
         out.append({"variant": v.name, "delta": pure["delta"], "half": pure["half"], "own_delta": own["delta"],
                     "own_half": own["half"], "seeds": len(pure["seeds"])})
     return pd.DataFrame(out, columns=["variant", "delta", "half", "own_delta", "own_half", "seeds"])
@@ -124,8 +126,9 @@ def comparison_markdown(table: pd.DataFrame, comparison: Comparison) -> str:
     rho, p = rank_correlation(list(table["delta_first"]), list(table["delta_second"]))
     rho_text = ("fewer than 3 swaps: no rank correlation yet" if math.isnan(rho)
                 else f"Spearman's rank correlation of the two rankings: {rho:.2f} (p = {p:.2g}, {len(table)} swaps)")
-    return "\n".join(lines) + f"\n\n{rho_text}. Δ: pure swap minus the grid's reference, paired by seed, 95% " \
-                              f"t-interval; `{comparison.first}` against `{comparison.second}`."
+    note = (f"Δ: pure swap minus its baseline (the grid's reference; on a ladder the rung before), paired by seed, "
+            f"95% t-interval; `{comparison.first}` against `{comparison.second}`.")
+    return "\n".join(lines) + f"\n\n{rho_text}. {note}"
 
 
 def comparison_markers(name: str) -> tuple[str, str]:

@@ -448,11 +448,11 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
         if not rows:
             continue
         order = [v.name for v in grid.variants]
+        deltas[name] = component_deltas(grid_dir, grid)
         if name.startswith("ladder"):
             paths.append(plot_ladder(grid_table(grid_dir, grid), grid, f"{name}: {grid.description}",
                                      out_dir / f"ablation_{name}.png"))
         else:
-            deltas[name] = component_deltas(grid_dir, grid)
             if _has_deltas(deltas[name]):  # none while only the reference has run
                 paths.append(plot_ablation_deltas(deltas[name], f"{name}, protocol {grid.protocol}: Δ vs the "
                                                                 f"reference, the {grid.reference.name} preset",
