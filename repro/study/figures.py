@@ -426,7 +426,7 @@ def plot_dataset_comparison(first, second, comparison, title: str, path: Path) -
     ax.axhline(0.0, color="k", lw=0.8)
     ax.axvline(0.0, color="k", lw=0.8)
     rho, p = rank_correlation(list(both["delta_first"]), list(both["delta_second"]))
-    ax.set_xlabel(f"Δ test error on {comparison.first_label}, pp (vs the reference, 95% CI)")
+    ax.set_xlabel(f"Δ test error on {comparison.first_label}, pp (vs its baseline, 95% CI)")
     ax.set_ylabel(f"Δ test error on {comparison.second_label}, pp")
     ax.set_title(f"{title}\nSpearman's rank correlation {rho:.2f} (p = {p:.2g}, {len(both)} swaps)", fontsize=9)
     ax.grid(True, alpha=0.3)
