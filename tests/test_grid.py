@@ -514,6 +514,32 @@ def test_a_config_finished_in_another_folder_is_copied_not_trained(tmp_path, tin
     assert sorted(seed for _, seed in grid_module.finished_runs([tmp_path / "second"])) == [1, 1]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_config_another_grid_finishes_meanwhile_is_copied_when_its_turn_comes(tmp_path, tiny_mnist, monkeypatch,
+                                                                                 workers):
+    """Two grids running side by side: a shared config the other grid finishes after this one started is
+    copied, not trained again (looked up before each run, not only at the start)."""
+    grid = tiny_grid()
+    renamed = Grid("other", "paper", "the same configs under other names",
+                   tuple(dataclasses.replace(v, name=f"{v.name}-again") for v in grid.variants[:2]))
+    first_only = dataclasses.replace(grid, variants=(grid.variant("c3=full"),))
+    trained = []
+    real = grid_module._copy_if_finished_elsewhere
+
+    def the_other_grid_runs_meanwhile(cell, out, reuse):
+        if not trained:  # while this grid starts its first run, the other finishes c3=full
+            trained.append(cell.key)
+            run_grid(first_only, [0], tmp_path / "first", data_root=tiny_mnist, progress=False)
+        return real(cell, out, reuse)
+    monkeypatch.setattr(grid_module, "_copy_if_finished_elsewhere", the_other_grid_runs_meanwhile)
+    rows = run_grid(renamed, [0], tmp_path / "second", workers=workers, data_root=tiny_mnist, progress=False,
+                    reuse=[tmp_path / "first"])
+    by_variant = {r["variant"]: r for r in rows}
+    assert "reused_from" not in by_variant["paper-again"]
+    assert by_variant["c3=full-again"]["reused_from"].startswith(str(tmp_path / "first"))
+    assert (tmp_path / "second" / by_variant["c3=full-again"]["run_dir"] / "model.pt").exists()
+
+
 def test_holm_matches_hand_computation():
     from repro.study.stats import holm
     # sorted: 0.01 x 4, 0.02 x 3, 0.03 x 2 -> 0.06, made monotone, 0.5 x 1 -> 0.5; NaN is not in the family

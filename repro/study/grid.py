@@ -201,6 +201,13 @@ def _reuse(cell: Cell, source: Path, out: Path) -> dict:
     return {**summary, "reused_from": _portable(source)}
 
 
+def _copy_if_finished_elsewhere(cell: Cell, out: Path, reuse) -> dict | None:
+    """The copy's summary when another folder finished the cell's config and seed after this grid started (two
+    grids run side by side share configs), else None. Looked up just before the cell would train."""
+    source = finished_runs(reuse, exclude=out).get((cell.config.digest(), cell.seed)) if reuse else None
+    return None if source is None else _reuse(cell, source, out)
+
+
 def _portable(path: Path) -> str:
     """`path` relative to the working directory where it lies below it (a committed row names no machine's
     folders), else as it is."""
@@ -282,9 +289,9 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
 
             run_on_ray(todo, record, out, data_root, threads)
         elif workers == 1:
-            _run_here(todo, record, out, data_root, threads)
+            _run_here(todo, record, out, data_root, threads, reuse)
         elif todo:
-            _run_in_pool(todo, record, out, data_root, threads, workers)
+            _run_in_pool(todo, record, out, data_root, threads, workers, reuse)
     bar.close()
     if interrupted:
         started = [c for c in interrupted if c.run_dir(out).joinpath("checkpoint.pt").exists()]
@@ -295,13 +302,13 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     return [r for r in rows if (r["variant"], r["seed"]) in keys]
 
 
-def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int) -> None:
+def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reuse=()) -> None:
     import torch
 
     before = torch.get_num_threads()
     try:
         for cell in todo:
-            record(cell, run_cell(cell, out, data_root, threads))
+            record(cell, _copy_if_finished_elsewhere(cell, out, reuse) or run_cell(cell, out, data_root, threads))
     finally:
         torch.set_num_threads(before)  # run_cell set this process's thread count
 
@@ -309,27 +316,36 @@ def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int) -> N
 POLL_S = 0.5  # how often the driver looks for a stop signal while its workers train
 
 
-def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, workers: int) -> None:
-    """The cells on a process pool. A stop signal to this process is passed on to the workers, which checkpoint
-    their runs and start no other (repro/interrupt.py); the cells not started are cancelled."""
+def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, workers: int, reuse=()) -> None:
+    """The cells on a process pool, handed out one at a time as workers free up, so that a cell another grid
+    has finished meanwhile is copied instead. A stop signal to this process is passed on to the workers, which
+    checkpoint their runs and start no other (repro/interrupt.py); the cells not started are recorded as such."""
+    queue, running = list(todo), {}
     # spawn, not fork: forking a process that already runs torch's thread pools can deadlock
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=install_for_process) as pool:
-        futures = {pool.submit(run_cell, cell, out, data_root, threads): cell for cell in todo}
-        pending, forwarded = set(futures), False
-        while pending:
-            finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            for future in finished:
-                if future.cancelled():
-                    record(futures[future], {"status": INTERRUPTED, "message": "not started"})
+        def hand_out():
+            while queue and len(running) < workers and not stop_requested():
+                cell = queue.pop(0)
+                copied = _copy_if_finished_elsewhere(cell, out, reuse)
+                if copied:
+                    record(cell, copied)
                 else:
-                    record(futures[future], future.result())
+                    running[pool.submit(run_cell, cell, out, data_root, threads)] = cell
+
+        hand_out()
+        forwarded = False
+        while running:
+            finished, _ = wait(set(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record(running.pop(future), future.result())
             if stop_requested() and not forwarded:
                 forwarded = True
-                for future in pending:
-                    future.cancel()
                 for child in multiprocessing.active_children():
                     os.kill(child.pid, signal.SIGINT)
+            hand_out()
+    for cell in queue:  # a stop came before these started
+        record(cell, {"status": INTERRUPTED, "message": "not started"})
 
 
 def cell_states(grid, seeds, out: Path, reuse=()) -> list[tuple[Cell, str]]:
