@@ -315,8 +315,9 @@ def test_mcnemar_counts_discordant_pairs_over_pooled_seeds():
     assert mcnemar(labels, reference, reference)["p"] == 1.0
 
 
-def write_synthetic_grid(grid_dir, errors: dict[str, list[float]], n_test=20, passes=3, diverged=()):
-    """A runs file, per-run logs and predictions: variant v's seed s gets errors[v][s] % test error."""
+def write_synthetic_grid(grid_dir, errors: dict[str, list[float]], n_test=20, passes=3, diverged=(), collapsed=()):
+    """A runs file, per-run logs and predictions: variant v's seed s gets errors[v][s] % test error (a `collapsed`
+    (variant, seed) ends at chance on the training set, 88.76%, whatever its test error)."""
     grid_dir.mkdir(parents=True)
     for variant, per_seed in errors.items():
         for seed, err in enumerate(per_seed):
@@ -332,7 +333,9 @@ def write_synthetic_grid(grid_dir, errors: dict[str, list[float]], n_test=20, pa
             (grid_dir / run_dir / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
             status = "diverged" if (variant, seed) in diverged else "finished"
             append_row(grid_dir / RUNS_FILE, {"variant": variant, "seed": seed, "run_dir": run_dir, "status": status,
-                                              "final_test_error_pct": err, "final_train_error_pct": err / 2,
+                                              "final_test_error_pct": err,
+                                              "final_train_error_pct": 88.76 if (variant, seed) in collapsed
+                                              else err / 2,
                                               "passes": passes})
 
 
@@ -350,11 +353,30 @@ def test_ablation_table_matches_hand_computed_values(tmp_path):
     assert (table.loc["c3=full", "mcnemar_b"], table.loc["c3=full", "mcnemar_c"]) == (3, 0)
     assert table.loc["c3=full", "p_mcnemar"] == pytest.approx(0.25)
     # the diverged seed is counted, not averaged: seeds 0, 1 only
-    assert table.loc["head=linear", "seeds"] == [0, 1] and table.loc["head=linear", "not_finished"] == 1
+    assert table.loc["head=linear", "seeds"] == [0, 1]
+    assert table.loc["head=linear", "not_trained"] == ["seed 2 diverged"]
     assert table.loc["head=linear", "delta"] == pytest.approx(-10.0)
     markdown = table_markdown(ablation_table(grid_dir, "paper"), "paper")
     assert "| **paper** (reference) | 0, 1, 2 | 15.00 ± 12.42 | – |" in markdown
     assert "| `c3=full` | 0, 1, 2 | 20.00 ± 12.42 | +5.00 ± 12.42 |" in markdown
+
+
+def test_a_run_that_collapsed_to_chance_is_listed_not_averaged(tmp_path):
+    """A finished run whose training error ends at chance (a dead network: finite loss, constant output) would set
+    its variant's mean on its own; like a diverged run it is named in the table and left out of every average."""
+    from repro.study.comparison import component_deltas
+    grid_dir = tmp_path / "grid"
+    write_synthetic_grid(grid_dir, {"paper": [1.0, 1.2, 1.1], "activation=relu": [0.8, 88.65, 1.0]},
+                         collapsed={("activation=relu", 1)})
+    table = ablation_table(grid_dir, "paper").set_index("variant")
+    assert table.loc["activation=relu", "seeds"] == [0, 2]
+    assert table.loc["activation=relu", "not_trained"] == ["seed 1 collapsed"]
+    assert table.loc["activation=relu", "test_mean"] == pytest.approx(0.9)
+    assert table.loc["activation=relu", "delta"] == pytest.approx(-0.15)
+    assert "| seed 1 collapsed |" in table_markdown(table.reset_index(), "paper")
+    deltas = component_deltas(grid_dir, GRIDS["one_at_a_time"]).set_index("variant")
+    assert deltas.loc["activation=relu", "delta"] == pytest.approx(-0.15)
+    assert deltas.loc["activation=relu", "seeds"] == 2
 
 
 def test_report_writes_the_ablation_tables_and_refreshes_the_readme(tmp_path):

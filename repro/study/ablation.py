@@ -2,7 +2,9 @@
 
 For each variant: its test error as mean ± 95% t-interval over seeds; its difference from the grid's reference,
 paired by seed, with its interval and the paired t-test's p-value; and McNemar's exact test on the test
-predictions of all seeds pooled (repro/study/stats.py). Runs that diverged or failed are counted, not averaged.
+predictions of all seeds pooled (repro/study/stats.py). Runs that failed to train (`outcome`: diverged,
+collapsed to chance, or failed) are listed, not averaged: one network stuck at chance would otherwise set a
+variant's mean and interval on its own, and say nothing about how well the component works when it trains.
 """
 from __future__ import annotations
 
@@ -16,12 +18,25 @@ from .grid import RUNS_FILE, read_rows
 from .stats import holm, mcnemar, mean_ci, paired_delta
 
 COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "p_paired", "p_paired_holm",
-           "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_finished"]
+           "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_trained"]
+
+# A network that predicts one class for every input errs on ~89% of MNIST's training patterns (~90% of
+# Fashion-MNIST's); one that learns anything at all is far below. A run that ends at or above this training error
+# has collapsed (e.g. every ReLU dead after one large step) even though its loss stayed finite.
+COLLAPSED_TRAIN_ERROR_PCT = 80.0
 
 
 def grid_rows(grid_dir: Path) -> list[dict]:
     """The complete rows of a grid folder's runs file (a damaged last line is left out)."""
     return read_rows(Path(grid_dir) / RUNS_FILE)[0]
+
+
+def outcome(row: dict) -> str:
+    """'trained' for a finished run that learned; else why it is not averaged: its status ('diverged': the loss
+    became non-finite; 'failed': an error), or 'collapsed' (finished at chance: COLLAPSED_TRAIN_ERROR_PCT)."""
+    if row["status"] != "finished":
+        return row["status"]
+    return "collapsed" if row["final_train_error_pct"] >= COLLAPSED_TRAIN_ERROR_PCT else "trained"
 
 
 def _predictions(grid_dir: Path, row: dict) -> tuple[list, list]:
@@ -40,25 +55,26 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
     """One row per variant that has runs (grid order if given, else file order). Each variant is compared with
     its baseline (`baselines[name]`; default and when absent: the reference); the `baseline` column names it."""
     rows = grid_rows(grid_dir)
-    finished = [r for r in rows if r["status"] == "finished"]
+    finished = [r for r in rows if outcome(r) == "trained"]
     names = order or list(dict.fromkeys(r["variant"] for r in rows))
     by_variant = {name: {r["seed"]: r for r in finished if r["variant"] == name} for name in names}
     baselines = baselines or {}
     table = []
     for name in names:
         runs = by_variant[name]
-        attempted = sum(r["variant"] == name for r in rows)
+        attempted = [r for r in rows if r["variant"] == name]
         if not attempted:
             continue  # not run yet
+        not_trained = [f"seed {r['seed']} {outcome(r)}" for r in attempted if outcome(r) != "trained"]
         if not runs:
-            table.append({"variant": name, "seeds": [], "not_finished": attempted})
+            table.append({"variant": name, "seeds": [], "not_trained": not_trained})
             continue
         test = {s: r["final_test_error_pct"] for s, r in runs.items()}
         test_mean, test_half = mean_ci(list(test.values()))
         train_mean, train_half = mean_ci([r["final_train_error_pct"] for r in runs.values()])
         entry = {"variant": name, "seeds": sorted(runs), "test_mean": test_mean, "test_half": test_half,
                  "train_mean": train_mean, "train_half": train_half,
-                 "passes": max(r["passes"] for r in runs.values()), "not_finished": attempted - len(runs)}
+                 "passes": max(r["passes"] for r in runs.values()), "not_trained": not_trained}
         base = baselines.get(name) or reference
         entry["baseline"] = None if name == reference else base
         if name != reference:
@@ -107,7 +123,7 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
     compared = any(b not in (None, reference) and b == b for b in table["baseline"])  # b == b: not NaN
     against = "its baseline" if compared else "reference"
     lines = [f"| variant | seeds | test error % (mean ± 95% CI) | Δ vs {against}, pp (paired, 95% CI) | paired t p "
-             "(Holm) | McNemar b / c | McNemar p (Holm) | train error % | not finished |",
+             "(Holm) | McNemar b / c | McNemar p (Holm) | train error % | not averaged |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         is_ref = r["variant"] == reference
@@ -121,5 +137,5 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
         p_m = "–" if is_ref else _p_holm(r["p_mcnemar"], r["p_mcnemar_holm"])
         lines.append(f"| {name} | {seeds} | {_pm(r['test_mean'], r['test_half'])} | {delta} | "
                      f"{p_t} | {bc} | {p_m} | "
-                     f"{_pm(r['train_mean'], r['train_half'])} | {int(r['not_finished']) or ''} |")
+                     f"{_pm(r['train_mean'], r['train_half'])} | {', '.join(r['not_trained'])} |")
     return "\n".join(lines)

@@ -45,13 +45,13 @@ def component_deltas(grid_dir: Path, grid) -> pd.DataFrame:
     reference for a swap; the rung before on the ladder), as a pure swap and at its own step size (`own_*`: the
     variant at its own against its baseline at its own; NaN until both have runs). A variant whose own step size
     is the protocol's is its own variant at its best."""
-    from .ablation import grid_rows
+    from .ablation import grid_rows, outcome
     from .grids import own_step_variant
     from .stats import paired_delta
 
     errors: dict[str, dict[int, float]] = {}
     for r in grid_rows(grid_dir):
-        if r["status"] == "finished":
+        if outcome(r) == "trained":  # as in the tables: a run that failed to train is not averaged
             errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
     out = []
     for v in grid.variants[1:]:

@@ -225,17 +225,23 @@ def plot_ladder(table, grid, title: str, path: Path) -> Path:
 
 
 def plot_grid_curves(rows: list[dict], grid_dir: Path, order: list[str], title: str, path: Path) -> Path:
-    """Test error per pass for each variant of a grid (`order`, the reference first): the mean over its finished
-    seeds."""
+    """Test error per pass for each variant of a grid (`order`, the reference first): the mean over the seeds
+    that trained, as in the tables (repro/study/ablation.py, `outcome`); the label counts those left out."""
+    from .ablation import outcome
+
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, name in enumerate(order):
-        logs = [read_log(grid_dir / r["run_dir"]) for r in rows if r["variant"] == name and r["status"] == "finished"]
+        runs = [r for r in rows if r["variant"] == name and r["status"] == "finished"]
+        logs = [read_log(grid_dir / r["run_dir"]) for r in runs if outcome(r) == "trained"]
         if not logs:
             continue
         passes = min(len(log) for log in logs)
         mean = [sum(log[p]["test_error_pct"] for log in logs) / len(logs) for p in range(passes)]
+        label = f"{name} (reference)" if i == 0 else name
+        if len(logs) < len(runs):
+            label += f" ({len(runs) - len(logs)} collapsed, left out)"
         ax.plot(range(1, passes + 1), mean, "-o", ms=3, lw=2.2 if i == 0 else 1.2,
-                color="k" if i == 0 else f"C{(i - 1) % 10}", label=f"{name} (reference)" if i == 0 else name)
+                color="k" if i == 0 else f"C{(i - 1) % 10}", label=label)
     _error_per_pass_axes(ax, [0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 50, 90], "test error (%), mean over seeds")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)

@@ -123,7 +123,9 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
              "at its own step size, the reference at its own) in percentage points, paired by seed, with its 95% "
              "t-interval and the paired t-test's p-value. McNemar: b = test images the baseline gets right and the "
              "variant wrong, c = the reverse, pooled over seeds; p from the exact binomial test. In brackets: the "
-             "p-values Holm-adjusted over all comparisons of the grid.\n"]
+             "p-values Holm-adjusted over all comparisons of the grid. Not averaged: runs that diverged (the loss "
+             "became non-finite), collapsed (finished at chance: training error of 80% or more, e.g. every ReLU "
+             "dead) or failed; they are named in the last column and left out of every mean and Δ.\n"]
     for name, table in tables.items():
         grid = GRIDS[name]
         protocol = PROTOCOLS[grid.protocol]
