@@ -60,17 +60,17 @@ def test_every_comparison_pairs_two_grids_that_share_their_swaps(comparison):
 def test_report_fills_each_comparison_in_the_readme(tmp_path):
     results = tmp_path / "results"
     write_synthetic_grid(results / "grids" / "one_at_a_time",
-                         {"paper": [1.0, 1.1, 1.0], "c3=full": [0.5, 0.6, 0.5], "pooling=max": [2.0, 2.2, 2.1],
+                         {"paper": [1.0, 1.1, 1.0], "c3=full": [0.5, 0.7, 0.4], "pooling=max": [2.0, 2.2, 2.1],
                           "head=linear": [1.0, 1.2, 1.1]})
     write_synthetic_grid(results / "grids" / "one_at_a_time_minibatch",
-                         {"paper": [2.0, 2.1, 2.0], "c3=full": [2.5, 2.6, 2.5], "pooling=max": [3.0, 3.1, 3.0],
-                          "head=linear": [1.0, 1.1, 1.0]})
+                         {"paper": [2.0, 2.1, 2.0], "c3=full": [2.5, 2.5, 2.6], "pooling=max": [3.0, 3.3, 3.1],
+                          "head=linear": [1.0, 1.3, 0.9]})
     readme = tmp_path / "README.md"
     text = "".join(f"{b}\nold\n{e}\n" for b, e in map(comparison_markers, [c.name for c in COMPARISONS]))
     readme.write_text(text)
     write_reports(results, readme)
     out = readme.read_text()
-    assert "| `c3=full` | -0.50 ± 0.00 (3) | 1 | +0.50 ± 0.00 (3) | 2 | flips |" in out
+    assert "| `c3=full` | -0.50 ± 0.25 (3) | 1 | +0.50 ± 0.25 (3) | 2 | flips |" in out
     assert "| `head=linear` |" in out and "\nold\n" not in out
     # the Fashion-MNIST grids have no runs here: their comparisons say so rather than keep old text
     assert "Not both grids have runs yet: `lenet5 grid one_at_a_time`, `lenet5 grid one_at_a_time_fashion_mnist`" in out
