@@ -100,7 +100,9 @@ def _num(value, fmt: str = "{:.2f}") -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
-def _pm(mean, half, signed: bool = False) -> str:
+def plus_minus(mean, half, signed: bool = False) -> str:
+    """`mean ± half` to two decimals (`+`-signed for a Δ), `mean` alone without an interval, `–` without a mean:
+    the one format of every table's numbers (the grids' and the comparisons')."""
     fmt = "{:+.2f}" if signed else "{:.2f}"
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
@@ -130,12 +132,12 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
         name = f"**{r['variant']}** (reference)" if is_ref else f"`{r['variant']}`"
         seeds = ", ".join(map(str, r["seeds"])) or "–"
         bc = "–" if is_ref or _num(r["mcnemar_b"]) == "–" else f"{int(r['mcnemar_b'])} / {int(r['mcnemar_c'])}"
-        delta = "–" if is_ref else _pm(r["delta"], r["delta_half"], signed=True)
+        delta = "–" if is_ref else plus_minus(r["delta"], r["delta_half"], signed=True)
         if compared and not is_ref:
             delta += f" vs `{r['baseline']}`"
         p_t = "–" if is_ref else _p_holm(r["p_paired"], r["p_paired_holm"])
         p_m = "–" if is_ref else _p_holm(r["p_mcnemar"], r["p_mcnemar_holm"])
-        lines.append(f"| {name} | {seeds} | {_pm(r['test_mean'], r['test_half'])} | {delta} | "
+        lines.append(f"| {name} | {seeds} | {plus_minus(r['test_mean'], r['test_half'])} | {delta} | "
                      f"{p_t} | {bc} | {p_m} | "
-                     f"{_pm(r['train_mean'], r['train_half'])} | {', '.join(r['not_trained'])} |")
+                     f"{plus_minus(r['train_mean'], r['train_half'])} | {', '.join(r['not_trained'])} |")
     return "\n".join(lines)

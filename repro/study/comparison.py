@@ -111,7 +111,7 @@ def compare(first: pd.DataFrame, second: pd.DataFrame, comparison: Comparison) -
 
 def comparison_markdown(table: pd.DataFrame, comparison: Comparison) -> str:
     """The comparison as Markdown, with Spearman's rank correlation of the two rankings below it."""
-    from .ablation import _pm
+    from .ablation import plus_minus
     from .stats import rank_correlation
 
     if table.empty:
@@ -120,8 +120,8 @@ def comparison_markdown(table: pd.DataFrame, comparison: Comparison) -> str:
     lines = [f"| swap | Δ {comparison.first_label}, pp (seeds) | rank | Δ {comparison.second_label}, pp (seeds) "
              "| rank | verdict |", "|---|---|---|---|---|---|"]
     for r in table.itertuples():
-        lines.append(f"| `{r.variant}` | {_pm(r.delta_first, r.half_first, signed=True)} ({r.seeds_first}) | "
-                     f"{r.rank_first} | {_pm(r.delta_second, r.half_second, signed=True)} ({r.seeds_second}) | "
+        lines.append(f"| `{r.variant}` | {plus_minus(r.delta_first, r.half_first, signed=True)} ({r.seeds_first}) | "
+                     f"{r.rank_first} | {plus_minus(r.delta_second, r.half_second, signed=True)} ({r.seeds_second}) | "
                      f"{r.rank_second} | {r.verdict} |")
     rho, p = rank_correlation(list(table["delta_first"]), list(table["delta_second"]))
     rho_text = ("fewer than 3 swaps: no rank correlation yet" if math.isnan(rho)
