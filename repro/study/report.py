@@ -9,7 +9,6 @@ swaps across two grids (repro/study/comparison.py) go to results/ablation.md and
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from .. import atomic
@@ -60,11 +59,9 @@ def finished_summaries(results: Path, folder: str) -> list[dict]:
     return out
 
 
-def _fmt(mean: float, half: float) -> str:
-    return f"{mean:.2f}" if math.isnan(half) else f"{mean:.2f} ± {half:.2f}"
-
-
 def reproduction_table(results: Path) -> str:
+    from .ablation import plus_minus
+
     rows = ["| preset | seeds | test error % (mean ± 95% CI) | per seed | train error % | paper test / train % "
             "| passes | command |", "|---|---|---|---|---|---|---|---|"]
     for folder, label, command, paper in RESULT_GROUPS:
@@ -75,8 +72,8 @@ def reproduction_table(results: Path) -> str:
         trains = [r["final_train_error_pct"] for r in runs]
         seeds = [r["config"]["train"]["seed"] for r in runs]
         paper_text = " / ".join("–" if v is None else f"{v}" for v in paper) if paper else "–"
-        rows.append(f"| {label} | {', '.join(map(str, seeds))} | {_fmt(*mean_ci(tests))} | "
-                    f"{', '.join(f'{t:.2f}' for t in tests)} | {_fmt(*mean_ci(trains))} | {paper_text} | "
+        rows.append(f"| {label} | {', '.join(map(str, seeds))} | {plus_minus(*mean_ci(tests))} | "
+                    f"{', '.join(f'{t:.2f}' for t in tests)} | {plus_minus(*mean_ci(trains))} | {paper_text} | "
                     f"{runs[0]['passes']} | `{command}` |")
     return "\n".join(rows)
 
