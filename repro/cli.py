@@ -157,26 +157,28 @@ def cmd_grid(args) -> int:
     seeds = args.seeds or list(DEFAULT_SEEDS)
     out = Path(args.out or f"results/grids/{grid.name}")
     args.resolved_out = out
+    chosen = grid.with_baselines(args.variants) if args.variants else None
     if args.dry_run:
         reference = grid.reference.config.flat()
-        for v in grid.variants:
+        variants = [v for v in grid.variants if chosen is None or v.name in chosen]
+        for v in variants:
             diff = {k: val for k, val in v.config.flat().items() if reference[k] != val}
             print(f"{v.name:24s} {v.config.digest()}  {diff or reference}")
-        states = cell_states(grid, seeds, out, reuse_sources(out))
+        states = cell_states(grid, seeds, out, reuse_sources(out), chosen)
         for cell, state in states:
             print(f"  {cell.variant:24s} seed {cell.seed}: {state}")
         copies = sum(state.startswith("to copy") for _, state in states)
         todo = sum(state not in ("finished", "diverged") for _, state in states) - copies
-        print(f"{len(states)} runs: {len(grid.variants)} variants x seeds {seeds}; {copies} to copy from other "
+        print(f"{len(states)} runs: {len(variants)} variants x seeds {seeds}; {copies} to copy from other "
               f"folders, {todo} to run or resume "
               f"in {out}")
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
     rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet,
-                    reuse=reuse_sources(out), backend=args.backend, address=args.address)
+                    reuse=reuse_sources(out), backend=args.backend, address=args.address, variants=chosen)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
-          f"of {len(grid_cells(grid, seeds))}; rows in {out / 'runs.jsonl'}")
+          f"of {len(grid_cells(grid, seeds, chosen))}; rows in {out / 'runs.jsonl'}")
     return 0 if counts["failed"] == 0 else GRID_RUNS_FAILED
 
 
@@ -237,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=list(GRIDS), help="which grid (declared in repro/study/grids.py)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help=f"seeds per variant (default: {' '.join(map(str, DEFAULT_SEEDS))})")
+    p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
+                   help="only these variants, each with the baseline it is compared with (default: all; e.g. "
+                        "--variants activation=relu --seeds 5 6 7 8 9 adds seeds to one swap)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel runs (default: cores // threads; 1 runs in this process)")
     p.add_argument("--threads", type=thread_count, default=1, help="torch threads per run, 1..cores (default: 1)")

@@ -155,6 +155,7 @@ def one_line_error(result, code: int, *fragments: str) -> str:
     (["train", "--threads", "9999"], "9999 is outside 1.."),
     (["grid", "one_at_a_time", "--threads", "0"], "0 is outside 1.."),
     (["grid", "one_at_a_time", "--workers", "0"], "'0' is not a positive integer"),
+    (["grid", "ladder", "--variants", "+norm=batch", "relu", "--dry-run"], "grid ladder has no variant 'relu'"),
     (["bench", "--threads", "0"], "0 is outside 1.."),
     (["counts", "--set", "c3"], "'c3' is not of the form key=value"),
     (["counts", "--set", "c3=full", "nokey=1"], "unknown config key 'nokey'"),

@@ -127,6 +127,23 @@ def test_dry_run_lists_every_variant(capsys):
         assert re.search(r"^  paper +seed 0: (finished|to copy from)", out, re.M), out
 
 
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_a_chosen_variant_runs_with_the_baseline_it_is_compared_with(name):
+    grid = GRIDS[name]
+    for v in grid.variants:
+        assert grid.with_baselines([v.name]) == {v.name} | ({v.baseline} if v.baseline else set())
+    with pytest.raises(ConfigError, match=f"grid {name} has no variant 'nosuch'; its variants: "):
+        grid.with_baselines([grid.reference.name, "nosuch"])
+
+
+def test_dry_run_of_chosen_variants_lists_only_them_and_their_baselines(capsys):
+    assert main(["grid", "ladder", "--dry-run", "--variants", "+norm=batch", "--seeds", "5", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs: 2 variants x seeds [5, 6]" in out
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
+    assert listed == {"+norm=batch", "+optimizer=adam"}
+
+
 # ---------------------------------------------------------------- runner
 
 
@@ -135,8 +152,9 @@ def tiny_grid(epochs: int = 1) -> Grid:
     def config(**swap):
         return run_config("paper", dict(epochs=epochs, batch_size=16, hessian_samples=8, **swap))
     return Grid("tiny", "paper", "a test grid", (Variant("paper", None, None, config()),
-                                                Variant("c3=full", "c3", "full", config(c3="full")),
-                                                Variant("pooling=max", "pooling", "max", config(pooling="max"))))
+                                                Variant("c3=full", "c3", "full", config(c3="full"), baseline="paper"),
+                                                Variant("pooling=max", "pooling", "max", config(pooling="max"),
+                                                        baseline="paper")))
 
 
 REAL_RUN_CELL = grid_module.run_cell
@@ -201,6 +219,19 @@ def test_a_run_killed_mid_way_is_resumed_from_its_checkpoint(tmp_path, tiny_mnis
     a = torch.load(out / resumed["run_dir"] / "model.pt")["model"]
     b = torch.load(tmp_path / "fresh" / fresh["run_dir"] / "model.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_grid_limited_to_some_variants_runs_only_their_cells(tmp_path, tiny_mnist, monkeypatch):
+    grid, out = tiny_grid(), tmp_path / "grid"
+    calls = count_calls(monkeypatch)
+    chosen = grid.with_baselines(["c3=full"])
+    rows = run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False, variants=chosen)
+    assert sorted(calls) == [("c3=full", 0), ("c3=full", 1), ("paper", 0), ("paper", 1)]
+    assert sorted((r["variant"], r["seed"]) for r in rows) == sorted(calls)
+    # the whole grid afterwards trains only the variant left out
+    calls = count_calls(monkeypatch)
+    run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
+    assert sorted(calls) == [("pooling=max", 0), ("pooling=max", 1)]
 
 
 def test_a_row_cut_short_is_detected_and_the_run_recorded_again(tmp_path, tiny_mnist, monkeypatch):

@@ -59,11 +59,14 @@ class Cell:
         return out / self.variant.replace("=", "-") / f"seed{self.seed}"
 
 
-def grid_cells(grid, seeds) -> list[Cell]:
-    """The grid's cells in run order: seed-major, so that a partial grid has every variant at its first seeds."""
+def grid_cells(grid, seeds, variants=None) -> list[Cell]:
+    """The grid's cells in run order: seed-major, so that a partial grid has every variant at its first seeds.
+    `variants`: only the variants of these names (default: all)."""
     cells = []
     for seed in seeds:
         for v in grid.variants:
+            if variants is not None and v.name not in variants:
+                continue
             config = dataclasses.replace(v.config, train=dataclasses.replace(v.config.train, seed=seed))
             cells.append(Cell(grid.name, v.name, v.component, v.value, seed, config))
     return cells
@@ -221,9 +224,11 @@ BACKENDS = ("local", "ray")
 
 
 def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
-             progress: bool = True, reuse=(), backend: str = "local", address: str | None = None) -> list[dict]:
+             progress: bool = True, reuse=(), backend: str = "local", address: str | None = None,
+             variants=None) -> list[dict]:
     """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells. A cell
     whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained.
+    `variants`: only the variants of these names (`Grid.with_baselines` adds what they are compared with).
     backend "local": a process pool of `workers` x `threads` on this machine; "ray": Ray tasks of `threads`
     CPUs each on the cluster at `address` (repro/study/ray_backend.py)."""
     cores = os.cpu_count() or 1
@@ -241,7 +246,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs_file = out / RUNS_FILE
-    cells = grid_cells(grid, seeds)
+    cells = grid_cells(grid, seeds, variants)
     rows, damaged = read_rows(runs_file)
     failed_before = [r for r in rows if r["status"] not in DONE]
     if damaged or failed_before:
@@ -348,7 +353,7 @@ def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, w
         record(cell, {"status": INTERRUPTED, "message": "not started"})
 
 
-def cell_states(grid, seeds, out: Path, reuse=()) -> list[tuple[Cell, str]]:
+def cell_states(grid, seeds, out: Path, reuse=(), variants=None) -> list[tuple[Cell, str]]:
     """Each cell's state for `lenet5 grid --dry-run`: its row's status (finished, diverged, failed), 'partial'
     with the passes done when its folder holds a checkpoint, 'to copy' when one of the `reuse` folders holds
     its config and seed finished, else 'to do'."""
@@ -357,7 +362,7 @@ def cell_states(grid, seeds, out: Path, reuse=()) -> list[tuple[Cell, str]]:
     rows, _ = read_rows(out / RUNS_FILE)
     status = {(r["variant"], r["seed"]): r["status"] for r in rows}
     states = []
-    for cell in grid_cells(grid, seeds):
+    for cell in grid_cells(grid, seeds, variants):
         run_dir = cell.run_dir(out)
         state = status.get(cell.key)
         if state is None or state not in DONE:

@@ -52,7 +52,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..config import MODEL_KEYS, RunConfig, run_config
+from ..config import MODEL_KEYS, ConfigError, RunConfig, run_config
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,15 @@ class Grid:
                 return v
         raise KeyError(f"grid {self.name!r} has no variant {name!r}; variants: "
                        f"{', '.join(v.name for v in self.variants)}")
+
+    def with_baselines(self, names) -> set[str]:
+        """`names` and the baseline each is compared with, so that every Δ still pairs by seed: what
+        `lenet5 grid NAME --variants ...` runs (e.g. more seeds of one swap whose interval straddles zero)."""
+        known = {v.name: v for v in self.variants}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"grid {self.name} has no variant {unknown[0]!r}; its variants: {', '.join(known)}")
+        return set(names) | {known[n].baseline for n in names if known[n].baseline}
 
 
 def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str = "minibatch",
