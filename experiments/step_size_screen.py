@@ -1,11 +1,12 @@
 """Each grid variant's own step size, chosen on the validation split (the ablation issue, item 2).
 
-For every pure variant of a grid (repro/study/grids.py; the reference included) the screen trains a ladder of
+For every pure variant of a grid (repro/study/grids.py; the reference included) the screen trains a sweep of
 step sizes (`lr`: SDLM's eta at pass 1 under the paper's per-pass table, or Adam's learning rate) on the first
 50,000 training patterns and scores each on the last 10,000 (`evaluate_on=validation`); the test set is never
-read. The ladder is the 1-3-10 series around the pure swap's lr: x0.1, x0.3, x1, x3 (at least 4 values spanning
-30x). When a variant's best value sits at an end of its ladder, the next start adds the value beyond it, until
-the best is inside or the ladder spans 1,000x (`ladder`).
+read. The sweep is the 1-3-10 series around the pure swap's lr: x0.1, x0.3, x1, x3 (at least 4 values spanning
+30x). When a variant's best value sits at an end of its sweep, the next start adds the value beyond it, until
+the best is inside or the sweep holds 6 values, 300x (`lr_sweep`). (A sweep, not to be confused with the `ladder`
+grid, whose rungs it screens like any other grid's variants.)
 
 Cheap screen: the first `--passes` passes of the grid's protocol (default: 4 of the paper protocol's 20; all 5 of
 the mini-batch protocol). Under the paper's per-pass table the learning rate of a pass does not depend on the
@@ -16,7 +17,7 @@ cheap length, in the same folder.
 
     python -m experiments.step_size_screen one_at_a_time --data-root ../shared/data [--workers 2]
     python -m experiments.step_size_screen one_at_a_time --passes 20 --variants paper activation=relu
-    python -m experiments.step_size_screen one_at_a_time --table        # the ladders and each variant's choice
+    python -m experiments.step_size_screen one_at_a_time --table        # the sweeps and each variant's choice
     python -m experiments.step_size_screen one_at_a_time --agreement    # cheap vs full ranking, where both ran
 
 Rows: results/screens/step_sizes/GRID_pPASSES/runs.jsonl (resumable like `lenet5 grid`). The choice (lowest
@@ -34,7 +35,7 @@ from repro.study.grid import RUNS_FILE, read_rows, run_grid
 from repro.study.grids import GRIDS, PROTOCOLS, Grid, Variant, own_lr_name
 
 BASE_STEPS = (-2, -1, 0, 1)  # x0.1, x0.3, x1, x3 on the 1-3-10 series
-MAX_STEPS = 6  # a ladder stops growing at 1,000x
+MAX_STEPS = 6  # a sweep stops growing at 6 values: 300x on the 1-3-10 series
 CHEAP_PASSES = {"paper": 4}  # the mini-batch protocol's 5 passes are cheap already
 OUT = Path("results/screens/step_sizes")
 
@@ -67,14 +68,14 @@ def choose(errors: dict[float, list[float]], pure_lr: float) -> float | None:
     return min(errors, key=lambda lr: (sum(errors[lr]) / len(errors[lr]), abs(math.log(lr / pure_lr))))
 
 
-def ladder(variant: Variant, errors: dict[float, list[float]]) -> list[float]:
-    """The step sizes to screen: the base ladder, extended beyond whichever end holds the best so far."""
+def lr_sweep(variant: Variant, errors: dict[float, list[float]]) -> list[float]:
+    """The step sizes to screen: the base sweep, extended beyond whichever end holds the best so far."""
     pure = variant.config.train.lr
     steps = list(BASE_STEPS)
     while len(steps) < MAX_STEPS:
         done = {s: series(pure, s) for s in steps if series(pure, s) in errors}
         if len(done) < len(steps):
-            break  # finish this ladder before growing it
+            break  # finish this sweep before growing it
         best = choose({lr: errors[lr] for lr in done.values()}, pure)
         if best == series(pure, steps[0]):
             steps.insert(0, steps[0] - 1)
@@ -99,14 +100,14 @@ def cheap_passes(protocol: str) -> int:
 
 
 def screen_grid(grid: Grid, passes: int, names: list[str] | None, out: Path) -> Grid:
-    """The screen's cells: each pure variant at each step size of its ladder, `passes` passes (a variant under
+    """The screen's cells: each pure variant at each step size of its sweep, `passes` passes (a variant under
     another protocol than the grid's: that protocol's cheap length), scored on the validation split."""
     errors = finished_errors(out)
     cells = []
     for v in pure_variants(grid, names):
         protocol = grid.protocol_of(v).name
         own_passes = passes if protocol == grid.protocol else cheap_passes(protocol)
-        for lr in ladder(v, errors.get(v.name, {})):
+        for lr in lr_sweep(v, errors.get(v.name, {})):
             config = apply_overrides(v.config, {"lr": lr, "epochs": own_passes, "evaluate_on": "validation"})
             cells.append(Variant(own_lr_name(v.name, lr), v.component, v.value, config))
     return Grid(f"step_sizes_{grid.name}_p{passes}", grid.preset, f"step sizes for {grid.name}", tuple(cells),
@@ -148,7 +149,7 @@ def verdict(cheap_choice: float, full: dict[float, float]) -> str:
 
 
 def agreement(grid: Grid, cheap: int, full: int) -> str:
-    """For variants screened at both lengths: each ladder's ranking after the cheap screen and after the full
+    """For variants screened at both lengths: each sweep's ranking after the cheap screen and after the full
     protocol, read from the full runs' logs at pass `cheap` (the same numbers as the cheap runs) and `full`, with
     Spearman's rank correlation of the two rankings and whether the cheap choice holds (`verdict`)."""
     from repro.study.stats import rank_correlation
@@ -164,23 +165,23 @@ def agreement(grid: Grid, cheap: int, full: int) -> str:
             continue
         log = {e["pass"]: e["test_error_pct"] for e in read_log(out / row["run_dir"])}
         by_variant.setdefault(row["variant"].split("@lr=")[0], {})[row["lr"]] = log
-    for name, ladder_logs in by_variant.items():
-        lrs = sorted(ladder_logs)
-        ranked = {p: sorted(lrs, key=lambda lr: ladder_logs[lr][p]) for p in (cheap, full)}
-        rho, _ = rank_correlation([ladder_logs[lr][cheap] for lr in lrs], [ladder_logs[lr][full] for lr in lrs])
-        holds = verdict(ranked[cheap][0], {lr: ladder_logs[lr][full] for lr in lrs})
-        lines.append(f"| {name} | " + " | ".join(", ".join(f"{lr:g} ({ladder_logs[lr][p]:.2f})" for lr in ranked[p])
+    for name, sweep_logs in by_variant.items():
+        lrs = sorted(sweep_logs)
+        ranked = {p: sorted(lrs, key=lambda lr: sweep_logs[lr][p]) for p in (cheap, full)}
+        rho, _ = rank_correlation([sweep_logs[lr][cheap] for lr in lrs], [sweep_logs[lr][full] for lr in lrs])
+        holds = verdict(ranked[cheap][0], {lr: sweep_logs[lr][full] for lr in lrs})
+        lines.append(f"| {name} | " + " | ".join(", ".join(f"{lr:g} ({sweep_logs[lr][p]:.2f})" for lr in ranked[p])
                                              for p in (cheap, full)) + f" | {rho:.2f} | {holds} |")
     return "\n".join(lines)
 
 
 def chosen_step_sizes(grid: Grid, passes: int, root: Path = OUT) -> dict[str, float]:
-    """{pure variant: chosen lr} for every variant whose ladder is complete (its best inside, or at MAX_STEPS)."""
+    """{pure variant: chosen lr} for every variant whose sweep is complete (its best inside, or at MAX_STEPS)."""
     errors = finished_errors(screen_dir(grid.name, passes, root))
     chosen = {}
     for v in pure_variants(grid, None):
         found = errors.get(v.name, {})
-        steps = ladder(v, found)
+        steps = lr_sweep(v, found)
         if found and all(lr in found for lr in steps):
             chosen[v.name] = choose({lr: found[lr] for lr in steps}, v.config.train.lr)
     return chosen
@@ -189,7 +190,7 @@ def chosen_step_sizes(grid: Grid, passes: int, root: Path = OUT) -> dict[str, fl
 def reuse_sources(root: Path = OUT) -> list[Path]:
     """The folders whose finished runs a screen copies instead of training them again: the other screens
     (results/screens/*, e.g. the SDLM schedule screen's) and the other step-size screens beside this one
-    (results/screens/step_sizes/*, e.g. one_at_a_time's ladders, which the ladder grid's first rungs share)."""
+    (results/screens/step_sizes/*, e.g. one_at_a_time's sweeps, which the ladder grid's first rungs share)."""
     root = Path(root)
     return [d for parent in (root.parent, root) if parent.is_dir() for d in sorted(parent.iterdir()) if d.is_dir()]
 
@@ -202,7 +203,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--table", action="store_true", help="print the ladders and the choices; no runs")
+    parser.add_argument("--table", action="store_true", help="print the sweeps and the choices; no runs")
     parser.add_argument("--agreement", action="store_true", help="cheap vs full ranking; no runs")
     args = parser.parse_args(argv)
     grid = GRIDS[args.grid]
@@ -216,7 +217,7 @@ def main(argv=None) -> None:
         print(agreement(grid, cheap_passes(grid.protocol), protocol.fields["epochs"]))
         return
     out = screen_dir(grid.name, passes)
-    # a ladder grows once its first values are in: start again until no ladder has anything left to run
+    # a sweep grows once its first values are in: start again until no sweep has anything left to run
     for _ in range(MAX_STEPS - len(BASE_STEPS) + 1):
         screen = screen_grid(grid, passes, args.variants, out)
         before = len(read_rows(out / RUNS_FILE)[0])

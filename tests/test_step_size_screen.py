@@ -1,5 +1,5 @@
-"""The step-size screen (experiments/step_size_screen.py): its ladders, its choice, and the STEP_SIZES the grids
-declare, checked against the committed screen rows."""
+"""The step-size screen (experiments/step_size_screen.py): its step-size sweeps, its choice, and the STEP_SIZES the
+grids declare, checked against the committed screen rows."""
 import math
 from pathlib import Path
 
@@ -10,21 +10,21 @@ from repro.study.grid import append_row
 from repro.study.grids import GRIDS, PROTOCOLS, STEP_SIZES
 
 
-def test_the_series_and_the_base_ladder():
+def test_the_series_and_the_base_sweep():
     assert [screen.series(1e-4, s) for s in (-3, -2, -1, 0, 1, 2)] == [3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
     reference = GRIDS["one_at_a_time"].reference
-    assert screen.ladder(reference, {}) == [1e-5, 3e-5, 1e-4, 3e-4]  # >= 4 values spanning 30x
+    assert screen.lr_sweep(reference, {}) == [1e-5, 3e-5, 1e-4, 3e-4]  # >= 4 values spanning 30x
 
 
-def test_a_best_at_the_edge_grows_the_ladder_until_it_is_inside():
+def test_a_best_at_the_edge_grows_the_sweep_until_it_is_inside():
     reference = GRIDS["one_at_a_time"].reference
     done = {1e-5: [2.0], 3e-5: [1.5], 1e-4: [1.2], 3e-4: [1.1]}
-    assert screen.ladder(reference, done) == [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
-    assert screen.ladder(reference, {**done, 1e-3: [math.inf]}) == [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # diverged
-    assert screen.ladder(reference, {1e-5: [1.0], 3e-5: [1.5], 1e-4: [1.2], 3e-4: [1.3]})[0] == 3e-6
-    # capped at MAX_STEPS values
+    assert screen.lr_sweep(reference, done) == [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
+    assert screen.lr_sweep(reference, {**done, 1e-3: [math.inf]}) == [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]  # diverged
+    assert screen.lr_sweep(reference, {1e-5: [1.0], 3e-5: [1.5], 1e-4: [1.2], 3e-4: [1.3]})[0] == 3e-6
+    # capped at MAX_STEPS values: 300x
     low = {lr: [lr * 1e4] for lr in (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4)}
-    assert len(screen.ladder(reference, low)) == screen.MAX_STEPS
+    assert len(screen.lr_sweep(reference, low)) == screen.MAX_STEPS
 
 
 def test_choice_is_the_lowest_mean_and_ties_go_to_the_pure_step():
