@@ -161,17 +161,14 @@ class Grid:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise KeyError(f"grid {self.name!r} has no variant {name!r}; variants: "
-                       f"{', '.join(v.name for v in self.variants)}")
+        raise ConfigError(f"grid {self.name} has no variant {name!r}; its variants: "
+                          f"{', '.join(v.name for v in self.variants)}")
 
     def with_baselines(self, names) -> set[str]:
         """`names` and the baseline each is compared with, so that every Δ still pairs by seed: what
         `lenet5 grid NAME --variants ...` runs (e.g. more seeds of one swap whose interval straddles zero)."""
-        known = {v.name: v for v in self.variants}
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ConfigError(f"grid {self.name} has no variant {unknown[0]!r}; its variants: {', '.join(known)}")
-        return set(names) | {known[n].baseline for n in names if known[n].baseline}
+        chosen = [self.variant(n) for n in names]
+        return {v.name for v in chosen} | {v.baseline for v in chosen if v.baseline}
 
 
 def grid_config(preset: str, swap: dict[str, str] | None = None, protocol: str = "minibatch",
