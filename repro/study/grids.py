@@ -123,6 +123,10 @@ STEP_SIZES: dict[str, dict[str, float]] = {
     "ladder": {"paper": 3e-05, "+head=linear": 0.0003, "+input=28": 0.0003, "+pooling=max": 0.0001,
                "+activation=relu": 0.0003, "+init=default": 0.0001, "+protocol=minibatch": 0.0001,
                "+c3=full": 0.0001, "+optimizer=adam": 0.003, "+norm=batch": 0.001},
+    # Fashion-MNIST's own validation split, the same screens (results/screens/step_sizes/*_fashion_mnist_p*)
+    "leave_one_in_fashion_mnist": {"modern": 0.001, "activation=scaled_tanh": 0.001, "pooling=trainable": 0.001,
+                                   "c3=table": 0.003, "head=rbf": 0.001, "norm=none": 0.003, "input=32": 0.003,
+                                   "init=lecun": 0.003, "optimizer=sdlm": 3e-05},
 }
 
 
