@@ -127,6 +127,9 @@ STEP_SIZES: dict[str, dict[str, float]] = {
     "leave_one_in_fashion_mnist": {"modern": 0.001, "activation=scaled_tanh": 0.001, "pooling=trainable": 0.001,
                                    "c3=table": 0.003, "head=rbf": 0.001, "norm=none": 0.003, "input=32": 0.003,
                                    "init=lecun": 0.003, "optimizer=sdlm": 3e-05},
+    "one_at_a_time_fashion_mnist": {"paper": 3e-05, "activation=relu": 0.0001, "pooling=max": 3e-05,
+                                    "c3=full": 3e-05, "head=linear": 0.0001, "norm=batch": 0.0001,
+                                    "input=28": 3e-05, "init=default": 0.0001, "optimizer=adam": 0.001},
 }
 
 
