@@ -130,6 +130,9 @@ STEP_SIZES: dict[str, dict[str, float]] = {
     "one_at_a_time_fashion_mnist": {"paper": 3e-05, "activation=relu": 0.0001, "pooling=max": 3e-05,
                                     "c3=full": 3e-05, "head=linear": 0.0001, "norm=batch": 0.0001,
                                     "input=28": 3e-05, "init=default": 0.0001, "optimizer=adam": 0.001},
+    "ladder_fashion_mnist": {"paper": 3e-05, "+head=linear": 0.0001, "+input=28": 0.0001, "+pooling=max": 0.0003,
+                             "+activation=relu": 0.0001, "+init=default": 0.0003, "+protocol=minibatch": 0.0001,
+                             "+c3=full": 0.0001, "+optimizer=adam": 0.003, "+norm=batch": 0.001},
 }
 
 
