@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 from repro import atomic
 from repro.components import EVALUATION_STATISTICS, set_evaluation_statistics
 from repro.config import RunConfig
+from repro.errors import run_script
 from repro.inference import evaluate_model, load_model
 from repro.study.grid import read_rows
 from repro.train import read_run_config, train
@@ -71,4 +73,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -15,7 +15,10 @@ Rows: results/screens/distortions/runs.jsonl (resumable like `lenet5 grid`); eac
 """
 from __future__ import annotations
 
+import sys
+
 from repro.config import run_config
+from repro.errors import run_script
 from repro.study.grids import Grid, Variant
 
 from .screens import run_screen, screen_parser
@@ -39,4 +42,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

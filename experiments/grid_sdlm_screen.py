@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
 from experiments.sdlm_step_scale import VALIDATION, validation_split
+from repro.errors import run_script
 from repro.study.grids import GRID_PROTOCOL, grid_config
 from repro.train import read_log, train_seeds
 
@@ -59,4 +61,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

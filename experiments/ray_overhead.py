@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from repro.config import run_config
+from repro.errors import run_script
 from repro.study.grid import run_grid
 from repro.study.grids import Grid, Variant
 
@@ -58,4 +60,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -21,7 +21,10 @@ Rows: results/screens/sdlm_schedule/runs.jsonl (resumable like `lenet5 grid`); e
 """
 from __future__ import annotations
 
+import sys
+
 from repro.config import run_config
+from repro.errors import run_script
 from repro.study.grids import Grid, Variant
 
 from .screens import run_screen, screen_parser
@@ -52,4 +55,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 
 from repro.config import run_config
 from repro.data import MNISTTensors, load_mnist
+from repro.errors import run_script
 from repro.train import read_log, train
 
 SCREEN = [dict(lr=0.0005), dict(lr=0.0002), dict(lr=0.0001), dict(lr=0.00005), dict(lr=0.00002), dict(lr=0.00001),
@@ -75,4 +77,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

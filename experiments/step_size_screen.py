@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from repro.config import apply_overrides
+from repro.errors import ConfigError, run_script
 from repro.study.grid import RUNS_FILE, read_rows, run_grid
 from repro.study.grids import GRIDS, PROTOCOLS, Grid, Variant, own_lr_name
 
@@ -87,12 +89,13 @@ def lr_sweep(variant: Variant, errors: dict[float, list[float]]) -> list[float]:
 
 
 def pure_variants(grid: Grid, names: list[str] | None) -> list[Variant]:
-    variants = [v for v in grid.variants if not v.own_lr]
-    unknown = sorted(set(names or []) - {v.name for v in variants})
-    if unknown:
-        raise SystemExit(f"grid {grid.name} has no variant {unknown[0]!r}; variants: "
-                         f"{', '.join(v.name for v in variants)}")
-    return [v for v in variants if not names or v.name in names]
+    """The grid's variants at their grid-wide step size (all, or those named): what a screen sweeps. A
+    `NAME@lr=...` variant already has its step size, the one this screen chose."""
+    for name in names or []:
+        if grid.variant(name).own_lr:  # ConfigError, listing the grid's variants, for a name it lacks
+            raise ConfigError(f"{name!r} is {grid.name}'s variant at a step size a screen chose; screen the pure "
+                              f"variant {name.split('@')[0]!r} instead")
+    return [v for v in grid.variants if not v.own_lr and (not names or v.name in names)]
 
 
 def cheap_passes(protocol: str) -> int:
@@ -228,4 +231,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import PRESETS, ConfigError, apply_overrides, config_differences, model_config, parse_overrides, \
     run_config
-from .errors import DivergedError, Interrupted, LeNet5Error
+from .errors import DivergedError, Interrupted, LeNet5Error, stdout_closed
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -275,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
+        return code
     except LeNet5Error as exc:
         print(f"lenet5: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         out = getattr(args, "resolved_out", None)
         print(f"lenet5: interrupted: {exc}; resume with: {resume_command(argv, out)}", file=sys.stderr)
         return Interrupted.exit_code
+    except BrokenPipeError:
+        return stdout_closed()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ Each error's message is one line that names the problem and the fix; `lenet5` pr
 """
 from __future__ import annotations
 
+import os
+import sys
+
 
 class LeNet5Error(Exception):
     """Base of the errors `lenet5` reports in one line."""
@@ -64,3 +67,31 @@ EXIT_CODES = {
 def exit_code_table() -> str:
     """EXIT_CODES as the README's Markdown table."""
     return "\n".join(["| exit code | meaning |", "|---|---|"] + [f"| {c} | {m} |" for c, m in EXIT_CODES.items()])
+
+
+def stdout_closed() -> int:
+    """What to do when the reader of stdout went away (`lenet5 grid NAME --dry-run | head`): the reader has all it
+    wanted, so exit quietly with 0 instead of a BrokenPipeError traceback. Python's own advice
+    (docs.python.org/3/library/signal.html, "Note on SIGPIPE"): point stdout at devnull so that the interpreter's
+    final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def run_script(main, argv=None) -> int:
+    """Run an experiments/ script's `main(argv)` with the command line's manners: an error is one line
+    `<script>: error: <message>` and its exit code, Ctrl-C says how to resume, a closed pipe is quiet."""
+    prog = os.path.basename(sys.argv[0]) or "script"
+    try:
+        main(argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
+        return 0
+    except LeNet5Error as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"{prog}: interrupted: {exc}; run the same command again to resume", file=sys.stderr)
+        return Interrupted.exit_code
+    except BrokenPipeError:
+        return stdout_closed()

@@ -211,6 +211,35 @@ def test_missing_data_is_one_line_with_exit_code_4(tmp_path):
     one_line_error(result, DataError.exit_code, "MNIST")
 
 
+@pytest.mark.slow  # real processes
+@pytest.mark.parametrize("argv", [
+    ["-m", "repro", "counts"],
+    ["-m", "experiments.step_size_screen", "one_at_a_time", "--table"],
+])
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(argv):
+    """`lenet5 ... | head`: the reader closes stdout before the command has written it all. The command exits 0
+    and quietly, not with a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, cwd=ROOT)
+    proc.stdout.close()  # before the command has imported torch, let alone printed
+    stderr = proc.stderr.read()
+    assert proc.wait() == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+@pytest.mark.slow  # real processes
+@pytest.mark.parametrize("variant, fragment", [
+    ("nosuch", "grid one_at_a_time has no variant 'nosuch'; its variants: paper, "),
+    ("paper@lr=3e-05", "screen the pure variant 'paper' instead"),
+])
+def test_an_experiment_scripts_errors_are_one_line_too(variant, fragment):
+    result = subprocess.run([sys.executable, "-m", "experiments.step_size_screen", "one_at_a_time", "--variants",
+                             variant], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert result.returncode == ConfigError.exit_code, result.stderr
+    assert result.stderr.strip() == f"step_size_screen.py: error: {result.stderr.split('error: ', 1)[1].strip()}"
+    assert fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_readme_lists_every_exit_code():
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- exit-codes:begin -->\n")[1].split("<!-- exit-codes:end -->")[0]

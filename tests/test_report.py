@@ -75,3 +75,21 @@ def test_fig6_points_follow_the_training_size_folders(tmp_path):
     assert points[("paper_distortions", "training")] == [(30_000, 0.9, pytest.approx(float("nan"), nan_ok=True))]
     assert [p.name for p in make_fig6(tmp_path / "figures", results)] == ["fig6_error_vs_training_size.png"]
     assert make_fig6(tmp_path / "none", tmp_path / "empty") == []
+
+
+def test_labels_of_close_points_do_not_overlap():
+    """Two swaps whose deltas nearly coincide (tanh and the C3 table on the datasets figure) each get a readable
+    label: no two label boxes overlap once drawn."""
+    import matplotlib.pyplot as plt
+
+    from repro.study.figures import label_points
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    points = [(0.10, 0.20), (0.11, 0.21), (0.12, 0.19), (0.105, 0.205), (-0.5, 0.4)]
+    ax.plot(*zip(*points), "o")
+    texts = label_points(ax, points, ["activation=tanh", "c3=table", "init=lecun", "pooling=trainable", "far"])
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in texts]
+    plt.close(fig)
+    assert [t.get_text() for t in texts].count("far") == 1
+    assert not [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]

@@ -415,6 +415,48 @@ def _has_deltas(deltas) -> bool:
     return bool(deltas["delta"].notna().any())
 
 
+# where a point's label may sit, in points from the point, tried in this order: beside it (right, then left),
+# then further out; (dx, dy, horizontal alignment); a label above its point has its bottom there, one below its top
+LABEL_OFFSETS = ((5, 3, "left"), (5, -3, "left"), (-5, 3, "right"), (-5, -3, "right"), (12, 16, "left"),
+                 (12, -16, "left"), (-12, 16, "right"), (-12, -16, "right"), (20, 30, "left"), (20, -30, "left"),
+                 (-20, 30, "right"), (-20, -30, "right"))
+NEAR = 4  # the first NEAR offsets touch their point; a label further out gets a leader line to it
+LEADER = dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=4)
+MARKER_HALF = 4  # points: the square around each marker that no label may cover
+
+
+def label_points(ax, points: list[tuple[float, float]], labels: list[str], fontsize: int = 7) -> list:
+    """Label each point at the first of LABEL_OFFSETS where its text covers no other label and no marker (the
+    first offset where nothing is free), so that two swaps with close deltas stay readable. Returns the texts."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    half = MARKER_HALF * fig.dpi / 72
+    markers = [Bbox.from_bounds(px - half, py - half, 2 * half, 2 * half)
+               for px, py in ax.transData.transform(points)]
+    placed, texts = [], []
+
+    def annotate(label, xy, k):
+        dx, dy, ha = LABEL_OFFSETS[k]
+        return ax.annotate(label, xy, xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
+                           va="bottom" if dy > 0 else "top", arrowprops=LEADER if k >= NEAR else None)
+
+    for xy, label in sorted(zip(points, labels), key=lambda pl: (-pl[0][1], pl[0][0])):
+        for k in range(len(LABEL_OFFSETS)):
+            text = annotate(label, xy, k)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed + markers):
+                break
+            text.remove()
+        else:
+            text = annotate(label, xy, 0)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+        texts.append(text)
+    return texts
+
+
 def plot_dataset_comparison(first, second, comparison, title: str, path: Path) -> Path:
     """Each swap's delta in the first grid (x, e.g. MNIST) against its delta in the second (y, e.g.
     Fashion-MNIST), both with their 95% intervals, and the Spearman rank correlation of the two rankings in the
@@ -426,11 +468,10 @@ def plot_dataset_comparison(first, second, comparison, title: str, path: Path) -
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ax.errorbar(both["delta_first"], both["delta_second"], xerr=both["half_first"].fillna(0.0),
                 yerr=both["half_second"].fillna(0.0), fmt="o", capsize=3)
-    for _, row in both.iterrows():
-        ax.annotate(row["variant"], (row["delta_first"], row["delta_second"]), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
     ax.axhline(0.0, color="k", lw=0.8)
     ax.axvline(0.0, color="k", lw=0.8)
+    # after the lines at zero, which can widen the limits the labels are measured against
+    label_points(ax, list(zip(both["delta_first"], both["delta_second"])), list(both["variant"]))
     rho, p = rank_correlation(list(both["delta_first"]), list(both["delta_second"]))
     ax.set_xlabel(f"Δ test error on {comparison.first_label}, pp (vs its baseline, 95% CI)")
     ax.set_ylabel(f"Δ test error on {comparison.second_label}, pp")
