@@ -191,6 +191,32 @@ def test_an_interrupted_grid_does_only_the_rest(tmp_path, tiny_mnist, monkeypatc
     assert calls == []
 
 
+def test_a_stop_between_two_runs_starts_no_further_run(tmp_path, tiny_mnist, monkeypatch):
+    """SIGTERM to a one-worker grid just as a run ends: the driver starts nothing more (nor loads data for it),
+    records no row for the cells it skips and raises Interrupted; it does not walk on through the queue."""
+    import signal
+
+    from repro import interrupt
+    from repro.errors import Interrupted
+
+    grid, out = tiny_grid(), tmp_path / "grid"
+    calls, real = [], REAL_RUN_CELL
+
+    def run_then_signal(cell, *args, **kwargs):
+        calls.append(cell.key)
+        row = real(cell, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by the grid's handler, not fatal
+        return row
+    monkeypatch.setattr(grid_module, "run_cell", run_then_signal)
+    try:
+        with pytest.raises(Interrupted, match="SIGTERM: grid tiny stopped with 1 of 6 runs recorded"):
+            run_grid(grid, [0, 1], out, data_root=tiny_mnist, progress=False)
+    finally:
+        interrupt._requested.clear()
+    assert calls == [grid_cells(grid, [0, 1])[0].key]
+    assert [(r["variant"], r["seed"]) for r in read_rows(out / RUNS_FILE)[0]] == [("paper", 0)]
+
+
 @pytest.mark.slow
 def test_a_run_killed_mid_way_is_resumed_from_its_checkpoint(tmp_path, tiny_mnist, monkeypatch):
     import subprocess

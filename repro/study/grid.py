@@ -131,6 +131,8 @@ def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
     from ..train import train_seeds
 
     torch.set_num_threads(threads)
+    if stop_requested():  # before loading data the run will never use
+        return {"status": INTERRUPTED, "message": "not started"}
     try:
         train = cell.config.train
         key = (cell.config.model.input, str(data_root), train.train_size, train.evaluate_on, train.dataset)
@@ -312,7 +314,11 @@ def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reus
 
     before = torch.get_num_threads()
     try:
-        for cell in todo:
+        for k, cell in enumerate(todo):
+            if stop_requested():  # as the pool does: after a stop no cell starts, not even a copy
+                for rest in todo[k:]:
+                    record(rest, {"status": INTERRUPTED, "message": "not started"})
+                break
             record(cell, _copy_if_finished_elsewhere(cell, out, reuse) or run_cell(cell, out, data_root, threads))
     finally:
         torch.set_num_threads(before)  # run_cell set this process's thread count
