@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import PRESETS, ConfigError, apply_overrides, config_differences, model_config, parse_overrides, \
     run_config
-from .errors import DivergedError, Interrupted, LeNet5Error, stdout_closed
+from .errors import DivergedError, report_errors
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -274,19 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    try:
-        code = args.func(args)
-        sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
-        return code
-    except LeNet5Error as exc:
-        print(f"lenet5: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Interrupted as exc:
-        out = getattr(args, "resolved_out", None)
-        print(f"lenet5: interrupted: {exc}; resume with: {resume_command(argv, out)}", file=sys.stderr)
-        return Interrupted.exit_code
-    except BrokenPipeError:
-        return stdout_closed()
+    return report_errors(lambda: args.func(args), "lenet5",
+                         lambda: f"resume with: {resume_command(argv, getattr(args, 'resolved_out', None))}")
 
 
 if __name__ == "__main__":

@@ -69,29 +69,29 @@ def exit_code_table() -> str:
     return "\n".join(["| exit code | meaning |", "|---|---|"] + [f"| {c} | {m} |" for c, m in EXIT_CODES.items()])
 
 
-def stdout_closed() -> int:
-    """What to do when the reader of stdout went away (`lenet5 grid NAME --dry-run | head`): the reader has all it
-    wanted, so exit quietly with 0 instead of a BrokenPipeError traceback. Python's own advice
-    (docs.python.org/3/library/signal.html, "Note on SIGPIPE"): point stdout at devnull so that the interpreter's
-    final flush does not raise again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 0
-
-
-def run_script(main, argv=None) -> int:
-    """Run an experiments/ script's `main(argv)` with the command line's manners: an error is one line
-    `<script>: error: <message>` and its exit code, Ctrl-C says how to resume, a closed pipe is quiet."""
-    prog = os.path.basename(sys.argv[0]) or "script"
+def report_errors(command, prog: str, resume_hint=lambda: "run the same command again to resume") -> int:
+    """Run `command()` with the command line's manners and return its exit code: an error is one line
+    `<prog>: error: <message>` and its exit code; Ctrl-C or SIGTERM prints `<prog>: interrupted: ...` with
+    `resume_hint()`; a reader that closed stdout early (`lenet5 grid NAME --dry-run | head`) already has all it
+    wanted, so the command ends quietly with 0 instead of a BrokenPipeError traceback."""
     try:
-        main(argv)
+        code = command()
         sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
-        return 0
+        return code or 0
     except LeNet5Error as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Interrupted as exc:
-        print(f"{prog}: interrupted: {exc}; run the same command again to resume", file=sys.stderr)
+        print(f"{prog}: interrupted: {exc}; {resume_hint()}", file=sys.stderr)
         return Interrupted.exit_code
     except BrokenPipeError:
-        return stdout_closed()
+        # Python's advice (docs.python.org/3/library/signal.html, "Note on SIGPIPE"): point stdout at devnull,
+        # so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def run_script(main, argv=None) -> int:
+    """Run an experiments/ script's `main(argv)` as `lenet5` runs its commands (report_errors), under the
+    script's own name."""
+    return report_errors(lambda: main(argv), os.path.basename(sys.argv[0]) or "script")
