@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="train these seeds into OUT/seed<N>/ (in lockstep with the online engines)")
+                   help="train these seeds into OUT/seed<N>/ (one after another, never in lockstep)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with the config saved there")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")

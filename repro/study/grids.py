@@ -44,8 +44,8 @@ The mini-batch protocol (`PROTOCOLS["minibatch"]`), and why it was the first one
 The paper protocol (`PROTOCOLS["paper"]`): the paper preset's training fields (20 passes at batch 1, the paper's
 per-pass table at lr = 1e-4 with h re-estimated every 500 updates; paper_notes/sdlm.md), engine=auto. A pure
 swap keeps eta = 1e-4 whatever the loss; Adam's pure swap is its usual 1e-3, under the same per-pass table. The
-online engine (repro/online.py) made this protocol affordable for every switch (10 to 19 core-minutes a run,
-measured on one_at_a_time's and the ladder's first runs, two side by side on 2 cores).
+online engine (repro/online.py) made this protocol affordable for every switch (8 to 20 core-minutes a run, 13 on
+average, measured on one_at_a_time's and the ladder's runs, two side by side on 2 cores).
 """
 from __future__ import annotations
 
