@@ -18,8 +18,8 @@ from .errors import ConfigError
 from .optim import OPTIMIZERS, SCHEDULES
 
 # Valid values for each categorical switch, read from the registries that implement them: a new value is one
-# registry entry. Training switches whose registries live in modules that import this one are listed here and
-# checked against their registries by tests/test_components.py.
+# registry entry. The few values listed by hand here (engine, evaluate_on, distortions) are each consumed by one
+# function, whose tests run every value (tests/test_components.py for the engines).
 CHOICES: dict[str, tuple[str, ...]] = {
     **{switch: tuple(registry) for switch, registry in REGISTRIES.items()},  # Sec. II-B's components, modern ones
     "optimizer": tuple(OPTIMIZERS),  # stochastic diagonal Levenberg-Marquardt (App. C) vs modern

@@ -5,7 +5,8 @@ import torch
 
 from repro.bench import SeedBlogLeNet, format_report, online_variants, run_bench
 from repro.cli import main
-from repro.study.grids import COMPONENTS
+from repro.config import run_config
+from repro.study.grids import GRIDS
 
 
 def test_seed_blog_network_matches_modern_preset_counts():
@@ -18,8 +19,10 @@ def test_seed_blog_network_matches_modern_preset_counts():
 
 
 def test_bench_variants_are_the_one_at_a_time_grid():
-    names = [name for name, _ in online_variants()]
-    assert names == ["paper"] + [f"{k}={modern}" for k, (_, modern) in COMPONENTS.items()]
+    grid = GRIDS["one_at_a_time"]
+    assert [name for name, _ in online_variants()] == [v.name for v in grid.variants if not v.own_lr]
+    for name, overrides in online_variants():
+        assert run_config("paper", overrides).model == grid.variant(name).config.model, name
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from repro.cli import main
+from repro.components import REGISTRIES
 from repro.config import model_config
 from repro.counts import PAPER_COUNTS, layer_counts, totals
 from repro.model import LeNet5
@@ -21,18 +22,30 @@ def test_paper_counts_per_layer():
     assert totals(counts) == (60_000, 340_908)
 
 
-@pytest.mark.parametrize("key, value, params", [
-    ("c3", "full", 60_900),          # 16 x (6*25 + 1) = 2,416 instead of 1,516
-    ("pooling", "max", 59_956),      # S2 and S4 lose their 12 + 32 parameters
-    ("pooling", "avg", 59_956),
-    ("head", "linear", 60_850),      # 84*10 + 10 trained instead of 840 fixed
-    ("norm", "batch", 60_022),       # BatchNorm's scale and shift on 6 + 16 maps replace C1's and C3's biases
-    ("activation", "relu", 60_000),
-    ("input", "28", 60_000),
-    ("init", "default", 60_000),
-])
-def test_single_swap_counts(key, value, params):
-    assert totals(counts_for(**{key: value}))[0] == params
+# the paper preset's parameter count with one switch changed, for every value of every registry but the paper's
+SINGLE_SWAP_PARAMS = {
+    ("c3", "full"): 60_900,          # 16 x (6*25 + 1) = 2,416 instead of 1,516
+    ("pooling", "max"): 59_956,      # S2 and S4 lose their 12 + 32 parameters
+    ("pooling", "avg"): 59_956,
+    ("head", "linear"): 60_850,      # 84*10 + 10 trained instead of 840 fixed
+    ("norm", "batch"): 60_022,       # BatchNorm's scale and shift on 6 + 16 maps replace C1's and C3's biases
+    ("activation", "relu"): 60_000,
+    ("activation", "tanh"): 60_000,
+    ("input", "28"): 60_000,
+    ("init", "default"): 60_000,
+}
+
+
+def test_every_switch_value_has_its_expected_count():
+    paper = model_config("paper")
+    swaps = {(key, value) for key, registry in REGISTRIES.items() for value in registry
+             if value != getattr(paper, key)}
+    assert swaps == set(SINGLE_SWAP_PARAMS), "give each new switch value its expected parameter count"
+
+
+@pytest.mark.parametrize("key, value", SINGLE_SWAP_PARAMS)
+def test_single_swap_counts(key, value):
+    assert totals(counts_for(**{key: value}))[0] == SINGLE_SWAP_PARAMS[key, value]
 
 
 def test_single_swap_connections():

@@ -104,13 +104,24 @@ def test_fashion_mnist_is_read_from_its_own_folder_through_the_same_checks(tmp_p
         load_mnist("32", tmp_path, dataset="fashion_mnist")
 
 
-def test_a_run_trains_on_the_dataset_its_config_names(tmp_path):
+def test_a_run_trains_on_the_dataset_its_config_names(tmp_path, monkeypatch):
+    import json
+
     from repro.config import ConfigError, run_config
+    from repro.inference import evaluate_model, load_model
     from repro.train import train
-    make_mnist(tmp_path, 32, 16, folder="FashionMNIST")  # and no MNIST at all
+    # nothing may come from the internet, and the two datasets differ in size, so that a run or an evaluation
+    # that read the wrong one fails
+    monkeypatch.setattr(data, "_try_download", lambda root, dataset: "no download in this test")
+    make_mnist(tmp_path, 32, 12, folder="FashionMNIST")
     config = run_config("paper", {"dataset": "fashion_mnist", "epochs": 1, "hessian_samples": 8})
     summary = train(config, tmp_path / "run", data_root=tmp_path, progress=False)
     assert summary["status"] == "finished" and summary["config"]["train"]["dataset"] == "fashion_mnist"
+    predictions = json.loads((tmp_path / "run" / "test_predictions.json").read_text())
+    assert len(predictions["labels"]) == 12
+    make_mnist(tmp_path, 40, 20)
+    evaluation = evaluate_model(*load_model(tmp_path / "run"), data_root=tmp_path)
+    assert evaluation["patterns"] == 12 and evaluation["error_pct"] == summary["final_test_error_pct"]
     assert run_config("paper").digest() == run_config("paper", {"dataset": "mnist"}).digest()
     with pytest.raises(ConfigError, match="dataset"):
         run_config("paper", {"dataset": "cifar10"})

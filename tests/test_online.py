@@ -186,3 +186,12 @@ def test_engine_refuses_a_module_without_online_rules():
     model.f6[1] = torch.nn.Sigmoid()  # not a repro component
     with pytest.raises(TypeError, match="cannot step Sigmoid"):
         network_layers(model)
+
+
+def test_the_generated_variants_cover_every_switch_value():
+    """single_switch_variants drops a combination that neither preset allows; no value may be dropped from both."""
+    covered = {(key, over[key]) for param in single_switch_variants() for over in [param.values[1]]
+               for key in SWITCHES if key in over}
+    presets = {(key, run_config(p).flat()[key]) for p in ("paper", "modern") for key in SWITCHES}
+    every = {(key, value) for key in SWITCHES for value in CHOICES[key] if value != "auto"}
+    assert every - covered - presets == set()

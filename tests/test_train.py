@@ -183,3 +183,31 @@ def test_pass_line_is_readable():
              "test_error_pct": 1.41, "wall_s": 92.37}
     assert pass_line(entry, run_config("paper")) == ("pass 3/20  train error 29.00%  test error 1.41%  "
                                                      "train loss 2.268  lr 4e-05  92 s")
+
+
+# Where the engines' loops differ from the reference: chunks that end at checkpoints (every 5 updates here), h
+# re-estimated inside a pass, the warm-up's changing eta, a short last batch (32 = 10 * 3 + 2), Adam's state.
+# The compiled engine is the online step through torch.compile (tested equal to it in test_online.py); each of
+# its runs compiles for ~15 s, so it runs the one case that chunks most.
+@pytest.mark.parametrize("engine,protocol", [
+    ("online", {}), ("online", {"hessian_every": 7}), ("online", {"warmup_updates": 20}),
+    ("online", {"batch_size": 3, "lr": 0.00001}), ("online", {"optimizer": "adam", "lr": 0.001}),
+    ("compiled", {"hessian_every": 7, "warmup_updates": 20})],
+    ids=["plain", "hessian_every", "warmup", "batch3", "adam", "compiled"])
+def test_the_engines_train_as_the_reference_does(tiny_mnist, tmp_path, engine, protocol):
+    """A whole run through train() gives the reference loop's weights and losses, whichever engine steps it:
+    every committed paper-protocol run was stepped by engine=auto, i.e. online or compiled (float32, so equal
+    to rounding, not bit for bit)."""
+    data = load_mnist("32", tiny_mnist, download=False)
+    runs = {}
+    for name in ("reference", engine):
+        train(run_config("paper", {**TINY, "lr": 0.00002, **protocol, "engine": name}), tmp_path / name, data=data,
+              progress=False)
+        runs[name] = (torch.load(tmp_path / name / "model.pt")["model"],
+                      [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()])
+    (ref_model, ref_log), (model, log) = runs["reference"], runs[engine]
+    for key in ref_model:
+        torch.testing.assert_close(model[key], ref_model[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert len(log) == len(ref_log) == TINY["epochs"]
+    for ours, theirs in zip(log, ref_log):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)

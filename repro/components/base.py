@@ -15,8 +15,10 @@ modules and every engine is tested against it) plus four things the rest of the 
   module's output for one pattern;
 - `loss_curvature(loss, x, y, targets, hessian)`, for the last layer only: where App. C's backward pass starts.
 
-A component that lacks one of them raises NotImplementedError naming itself; tests/test_components.py is
-generated over every registry and calls each of them, so a new switch value cannot ship half-defined.
+A component that lacks one of them raises NotImplementedError naming itself. tests/test_components.py is
+generated over every registry: each leaf of each switch value must define these methods itself, and its curvature
+and connection count must be sound; tests/test_online.py checks its online forward and backward against
+autograd, generated the same way. So a new switch value cannot ship half-defined.
 """
 from __future__ import annotations
 
