@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from repro.components import (RBF_CURVATURE, Conv2d, FullFieldConv2d, Linear, ScaledTanh, TableConv2d, TrainableSubsampling,
-                              c3_connection_mask)
+from repro.components import (RBF_CURVATURE, BatchNorm2d, Conv2d, FullFieldConv2d, Linear, MaxPool, ScaledTanh,
+                              TableConv2d, TrainableSubsampling, c3_connection_mask)
 from repro.config import ModelConfig, run_config
 from repro.model import LeNet5
 from repro.optim import make_optimizer
@@ -30,18 +30,45 @@ SINGLE_LAYERS = {
     "table_conv": (lambda: nn.Sequential(TableConv2d(c3_connection_mask()[:5], 3)), (6, 6, 5, 5)),
     "linear": (lambda: nn.Sequential(Linear(9, 4)), (6, 9)),
     "full_field_conv": (lambda: nn.Sequential(FullFieldConv2d(3, 4, 5)), (6, 3, 5, 5)),
+    # max-pooling passes each output's curvature to the one input it took, which feeds no other output
+    "conv_max_pool": (lambda: nn.Sequential(Conv2d(2, 3, 3), MaxPool()), (6, 2, 8, 8)),
+    # BatchNorm as it evaluates (running statistics): a per-map affine map after the convolution
+    "conv_batch_norm": (lambda: nn.Sequential(Conv2d(2, 3, 3), _with_statistics(BatchNorm2d(3))), (6, 2, 7, 7)),
 }
+
+
+def _with_statistics(norm: BatchNorm2d) -> BatchNorm2d:
+    with torch.no_grad():
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    return norm
 
 
 @pytest.mark.parametrize("name", SINGLE_LAYERS)
 def test_single_layer_estimate_is_exact_gauss_newton(name):
     make, shape = SINGLE_LAYERS[name]
-    model = make()
+    model = make().eval()
     x = torch.randn(*shape)
     estimate = gauss_newton_diagonal(model, x, torch.zeros(shape[0], dtype=torch.long), "mle")
     exact = brute_force_gauss_newton(model, x)
     for pname, p in model.named_parameters():
         torch.testing.assert_close(estimate[p], exact[pname], rtol=1e-5, atol=1e-5)
+
+
+def test_cross_entropy_curvature_of_a_linear_output_is_exact():
+    """With softmax cross-entropy the Gauss-Newton matrix at the logits is diag(p) - p p^T; App. C keeps its
+    diagonal p_i (1 - p_i). A weight w_ij of a linear output layer reaches logit i only, so for it (and for the
+    biases) the diagonal rule is exact: x_j^2 p_i (1 - p_i)."""
+    layer = Linear(9, 4)
+    x, y = torch.randn(6, 9), torch.randint(0, 4, (6,))
+    estimate = gauss_newton_diagonal(nn.Sequential(layer), x, y, "cross_entropy")
+    with torch.no_grad():
+        p = torch.softmax(layer(x), dim=1)
+        h = p * (1 - p)
+    torch.testing.assert_close(estimate[layer.weight], (h[:, :, None] * x[:, None, :] ** 2).mean(0))
+    torch.testing.assert_close(estimate[layer.bias], h.mean(0))
 
 
 def test_two_layers_one_output_is_exact():
