@@ -12,6 +12,7 @@ from scipy import stats as scipy_stats
 
 from repro.cli import main
 from repro.config import ConfigError, config_differences, run_config
+from repro.errors import GRID_RUNS_FAILED
 from repro.study import grid as grid_module
 from repro.study.ablation import ablation_table, table_markdown
 from repro.study.comparison import COMPARISONS
@@ -311,7 +312,11 @@ def test_a_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_retries_it(tmp_pa
             raise RuntimeError("out of memory")
         return original(config, *args, **kwargs)
     monkeypatch.setattr(train_module, "train_seeds", broken)
-    rows = run_grid(grid, [0], out, data_root=tiny_mnist, progress=False)
+    monkeypatch.setitem(GRIDS, grid.name, grid)
+    # through the command, which says so in its exit code
+    assert main(["grid", grid.name, "--seeds", "0", "--out", str(out), "--data-root", str(tiny_mnist),
+                 "--workers", "1", "--quiet"]) == GRID_RUNS_FAILED
+    rows = read_rows(out / RUNS_FILE)[0]
     assert [r["status"] for r in rows] == ["finished", "failed", "finished"]
     assert "out of memory" in rows[1]["message"]
     monkeypatch.setattr(train_module, "train_seeds", original)
@@ -442,13 +447,14 @@ def test_a_run_that_collapsed_to_chance_is_listed_not_averaged(tmp_path):
     assert deltas.loc["activation=relu", "seeds"] == 2
 
 
-def test_report_writes_the_ablation_tables_and_refreshes_the_readme(tmp_path):
+def test_report_writes_the_ablation_tables_and_refreshes_the_readme(tmp_path, capsys):
     results = tmp_path / "results"
     write_synthetic_grid(results / "grids" / "one_at_a_time", {"paper": [1.0, 2.0], "c3=full": [2.0, 2.0]})
     readme = tmp_path / "README.md"
     begin, end = ablation_markers("one_at_a_time")
     readme.write_text(f"top\n{begin}\nold\n{end}\nbottom\n")
-    written = write_reports(results, readme)
+    assert main(["report", "--results", str(results), "--readme", str(readme)]) == 0  # as a user runs it
+    written = [Path(line) for line in capsys.readouterr().out.splitlines()]
     assert [p.name for p in written] == ["reproduction.md", "ablation.md", "README.md"]
     assert "`c3=full` | 0, 1 | 2.00 ± 0.00 | +0.50 ± 6.35" in (results / "ablation.md").read_text()
     assert "old" not in readme.read_text() and "+0.50 ± 6.35" in readme.read_text()
