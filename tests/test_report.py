@@ -1,8 +1,10 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 
+from repro.cli import main
 from repro.study.figures import make_all_figures, make_fig6, training_size_points
 from repro.study.report import mean_ci, refresh_readme, reproduction_table, write_reports
 
@@ -45,7 +47,7 @@ def test_reproduction_table_and_readme_refresh(tmp_path):
     assert not refresh_readme(tmp_path / "results" / "reproduction.md", table)
 
 
-def test_all_figures_build_from_synthetic_results(tmp_path):
+def test_all_figures_build_from_synthetic_results(tmp_path, capsys):
     results = tmp_path / "results"
     for seed in range(2):
         write_run(results, "paper_compiled", seed, 1.0 + seed / 10, 0.3)
@@ -53,7 +55,8 @@ def test_all_figures_build_from_synthetic_results(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "ablation_leave_one_in.png").write_bytes(b"a grid whose runs are gone")
     (tmp_path / "figures" / "mine.png").write_bytes(b"not ours")
-    paths = make_all_figures(tmp_path / "figures", results)
+    assert main(["figures", "--out", str(tmp_path / "figures"), "--results", str(results)]) == 0  # as a user runs it
+    paths = [Path(line) for line in capsys.readouterr().out.splitlines()]
     assert not (tmp_path / "figures" / "ablation_leave_one_in.png").exists()
     assert (tmp_path / "figures" / "mine.png").exists()
     assert [p.name for p in paths] == ["rbf_prototypes.png", "c3_table.png", "fig5_error_vs_pass.png"]
