@@ -87,11 +87,11 @@ def test_every_layer_has_parameters_or_connections(switch, value):
 def test_the_curvature_is_sound_under_every_loss(switch, value):
     model, config = built_with(switch, value)
     x, y = patterns(model)
+    trainable = {p for p in model.parameters() if p.requires_grad}
+    names = {p: n for n, p in model.named_parameters()}
     for loss in HEAD_LOSSES[config.model.head]:
         hessian = gauss_newton_diagonal(model, x, y, loss)
-        trainable = {p for p in model.parameters() if p.requires_grad}
         assert set(hessian) == trainable
-        names = {p: n for n, p in model.named_parameters()}
         for p, h in hessian.items():
             assert h.shape == p.shape, names[p]
             assert torch.isfinite(h).all() and (h >= 0).all(), (loss, names[p])
