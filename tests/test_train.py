@@ -83,6 +83,26 @@ def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path, extra, exit_at, pa
         log_without_wall_time(tmp_path / "killed" / "log.jsonl")
 
 
+@pytest.mark.slow
+def test_resumed_run_counts_the_wall_time_of_every_stretch(tiny_mnist, tmp_path):
+    """A row's wall_s (summed into each grid's core-minutes) includes the time before the stop, up to the last
+    checkpoint: the checkpoint's `elapsed` is carried on, not restarted from zero."""
+    args = ["--data-root", str(tiny_mnist), "--out", str(tmp_path / "run")]
+    args += [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    assert run_cli(args, {EXIT_AT_STEP_ENV: "39"}).returncode == 137
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    earlier = 10_000.0  # far more than the tiny run's own seconds, as a run stopped after hours would have
+    state["elapsed"] = earlier
+    torch.save(state, checkpoint)
+    resumed = run_cli(args + ["--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert earlier <= summary["wall_s"] < earlier + 600
+    last_pass = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert last_pass["wall_s"] >= earlier
+
+
 def test_diverging_run_is_reported_and_keeps_its_checkpoint(tiny_mnist, tmp_path):
     config = run_config("modern", {"optimizer": "sgd", "lr": 1e8, "batch_size": 1, "checkpoint_every": 1,
                                    "epochs": 1})
