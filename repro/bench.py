@@ -7,6 +7,13 @@
     component modernised; batch 1): its reference step (engine=reference, the autograd loop), then the online
     engine (compiled unless --quick) for one run and for 5 seeds in lockstep, each with its ratio to the
     variant's reference step.
+(d) a whole paper-protocol run, short (`WHOLE_RUN`: 2 passes of 60,000 patterns, h re-estimated every 500
+    updates, the training and test sets evaluated after each pass), trained by `train` as any run: its updates
+    per second of wall time against the compiled step of (c) measured in the same bench run (`vs_step`), the
+    share of its wall time in each phase (repro/phases.py), and from its per-unit costs the time of a full
+    20-pass run; then the two phases besides the updates alone: SDLM's curvature estimate on 500 patterns
+    (`curvature`) and the per-pass evaluation (`evaluation`), each against today's definition measured beside
+    it (`gauss_newton_diagonal`, the eager evaluation).
 FLOP/s use 6 FLOP per connection per training sample (multiply-add forward, and two in backward) against a
 measured single-precision matmul peak on the same threads.
 """
@@ -14,7 +21,9 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,10 +31,21 @@ from torch import nn
 from .config import run_config
 from .counts import layer_counts, totals
 from .data import load_mnist, resolve_root
-from .engines import make_engine
-from .model import LeNet5
+from .engines import compiled_phases, make_engine, run_workload
+from .evaluation import Evaluator
+from .model import LeNet5, build_model
 from .optim import make_optimizer
-from .train import DIVERGENCE_CHECK_EVERY, Run, RunPaths, pass_permutation
+from .phases import PHASES
+from .provenance import machine
+from .sdlm import CurvatureEstimator, gauss_newton_diagonal
+from .train import DIVERGENCE_CHECK_EVERY, Run, RunPaths, pass_permutation, train
+
+MEASURES = ("seed_blog_loop", "modern_batch64", "online", "whole_run", "curvature", "evaluation")
+# (d): a short paper-protocol run with every phase of a full one, each computed as a full run computes it (enough
+# estimates and evaluated patterns for them to compile: repro.engines.compiled_phases); the warm-up run before it
+# fills torch's compile caches, so that the measured run's compile phase is what a run pays when they are warm
+WHOLE_RUN = {"train_size": 60_000, "epochs": 2}
+WARMUP_RUN = {"train_size": 1_000, "epochs": 1}
 
 
 class SeedBlogLeNet(nn.Module):
@@ -118,28 +138,122 @@ def matmul_peak_gflops(seconds: float = 1.0) -> float:
     return n * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9
 
 
+def whole_run(data_root, engine: str, step_samples_per_s: float, whole: dict | None = None) -> dict:
+    """(d): a short paper-protocol run through `train`, its phases, and the full 20-pass run they imply."""
+    whole = whole or WHOLE_RUN
+    with tempfile.TemporaryDirectory() as tmp:
+        warmup = {**WARMUP_RUN, "train_size": min(WARMUP_RUN["train_size"], whole["train_size"])}
+        for name, overrides in (("warm-up", warmup), ("measured", whole)):
+            config = run_config("paper", {**overrides, "engine": engine})
+            data = load_mnist("32", data_root, train_size=config.train.train_size)
+            summary = train(config, Path(tmp) / name, data=data, progress=False)
+    cfg = config.train
+    n_train, n_test = len(data.train_y), len(data.test_y)
+    spent, wall = summary["phases_s"], summary["wall_s"]
+    steady = wall - spent["compile"]  # compiling is paid once per run, whatever its length: shown apart
+    units = run_workload(config, n_train, n_test)
+    per_unit = {"updates": spent["updates"] / units["updates"],
+                "curvature": spent["curvature"] / units["curvature"],
+                "evaluation": spent["evaluation"] / units["evaluation"],
+                "handover": spent["handover"] / units["updates"], "other": spent["other"] / units["updates"]}
+    full_units = run_workload(run_config("paper"), 60_000, 10_000)
+    full_units["handover"] = full_units["other"] = full_units["updates"]
+    full = {phase: per_unit[phase] * full_units[phase] for phase in per_unit}
+    full["compile"] = spent["compile"]
+    return {"measure": "whole_run", "variant": "paper", "engine": engine, "batch_size": 1, "seeds": 1,
+            "samples_per_s": units["updates"] / steady, "samples_per_s_with_compile": units["updates"] / wall,
+            "vs_step": units["updates"] / steady / step_samples_per_s, "step_samples_per_s": step_samples_per_s,
+            "passes": cfg.epochs, "train_size": n_train, "updates": units["updates"],
+            "curvature_estimates": units["curvature"], "evaluated_patterns": units["evaluation"],
+            "wall_s": wall, "compile_s": spent["compile"], "phases_s": spent,
+            "compiled_phases": compiled_phases(config, n_train, n_test),
+            "phases": {phase: spent[phase] / steady for phase in PHASES if phase != "compile"},
+            "full_run_s": full, "full_run_vs_updates": sum(full.values()) / full["updates"]}
+
+
+def curvature_rows(data, compiled: bool, seconds: float) -> list[dict]:
+    """SDLM's h on 500 patterns: the definition (hooks, eager) and the estimator training uses."""
+    config = run_config("paper")
+    torch.manual_seed(0)
+    model = build_model(config)
+    x, y = data.train_x[:config.train.hessian_samples], data.train_y[:config.train.hessian_samples]
+    estimator = CurvatureEstimator(model, config.loss, compiled=compiled)
+    rows = []
+    for engine, fn in (("reference", lambda: gauss_newton_diagonal(model, x, y, config.loss)),
+                       ("compiled" if compiled else "online", lambda: estimator(x, y))):
+        rate = _repeat(fn, seconds) * len(x)
+        rows.append({"measure": "curvature", "variant": "paper", "engine": engine, "batch_size": len(x), "seeds": 1,
+                     "samples_per_s": rate, "s_per_estimate": len(x) / rate})
+    return rows
+
+
+def evaluation_rows(data, compiled: bool, seconds: float) -> list[dict]:
+    """The per-pass evaluation on the test set: eager at batch 1000 with autograd off (the definition), and the
+    evaluator training uses."""
+    config = run_config("paper")
+    torch.manual_seed(0)
+    model = build_model(config)
+    x, y = data.test_x, data.test_y
+    rows = []
+    for engine, evaluator in (("reference", Evaluator(model, config.loss, config.train.map_j)),
+                              ("compiled" if compiled else "online",
+                               Evaluator(model, config.loss, config.train.map_j, compiled=compiled))):
+        rate = _repeat(lambda: evaluator(x, y), seconds) * len(x)
+        rows.append({"measure": "evaluation", "variant": "paper", "engine": engine, "batch_size": evaluator.batch,
+                     "seeds": 1, "samples_per_s": rate})
+    return rows
+
+
+def _repeat(fn, seconds: float) -> float:
+    """Calls per second of fn, after two warm-up calls (compilation), for at least `seconds` and 3 calls."""
+    fn(), fn()
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        fn()
+        calls += 1
+    return calls / (time.perf_counter() - start)
+
+
 def run_bench(data_root=None, quick: bool = False, lockstep_seeds: int = 5, seconds: float | None = None,
-              variants: list[str] | None = None) -> list[dict]:
+              variants: list[str] | None = None, measures: list[str] | None = None,
+              whole: dict | None = None) -> list[dict]:
     seconds = seconds if seconds is not None else (2.0 if quick else 6.0)
+    measures = measures or MEASURES
     data = {"32": load_mnist("32", data_root), "28": load_mnist("28", data_root)}
     peak = matmul_peak_gflops()
     online = "online" if quick else "compiled"
-    rows = [{"measure": "seed_blog_loop", "variant": "modern", "engine": "seed blog", "batch_size": 64, "seeds": 1,
-             "samples_per_s": seed_blog_loop(data_root, seconds)}]
-    for engine in ("reference", online):
-        rows.append({"measure": "modern_batch64", "variant": "modern",
-                     **our_loop("modern", {"engine": engine}, 1, data["28"], seconds)})
+    rows = []
+    if "seed_blog_loop" in measures or "modern_batch64" in measures:
+        rows.append({"measure": "seed_blog_loop", "variant": "modern", "engine": "seed blog", "batch_size": 64,
+                     "seeds": 1, "samples_per_s": seed_blog_loop(data_root, seconds)})
+    if "modern_batch64" in measures:
+        for engine in ("reference", online):
+            rows.append({"measure": "modern_batch64", "variant": "modern",
+                         **our_loop("modern", {"engine": engine}, 1, data["28"], seconds)})
     for name, overrides in online_variants():
-        if variants and name not in variants:
+        if "online" not in measures and not (name == "paper" and "whole_run" in measures):
+            continue
+        if variants and name not in variants and not (name == "paper" and "whole_run" in measures):
             continue
         base = {**overrides, "batch_size": 1}
         d = data[run_config("paper", base).model.input]
         rows.append({"measure": "online", "variant": name,
                      **our_loop("paper", {**base, "engine": "reference"}, 1, d, seconds)})
         rows.append({"measure": "online", "variant": name, **our_loop("paper", {**base, "engine": online}, 1, d, seconds)})
-        rows.append({"measure": "online", "variant": name,
-                     **our_loop("paper", {**base, "engine": online}, lockstep_seeds, d, seconds)})
-    context = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        if "online" in measures:
+            rows.append({"measure": "online", "variant": name,
+                         **our_loop("paper", {**base, "engine": online}, lockstep_seeds, d, seconds)})
+    # the phases alone first: they compile the graphs of the whole run's (same shapes), whose compile is then warm
+    if "curvature" in measures:
+        rows += curvature_rows(data["32"], not quick, seconds)
+    if "evaluation" in measures:
+        rows += evaluation_rows(data["32"], not quick, seconds)
+    if "whole_run" in measures:
+        step = next(r for r in rows if r["measure"] == "online" and r["variant"] == "paper"
+                    and r["engine"] == online and r["seeds"] == 1)
+        rows.append(whole_run(data_root, online, step["samples_per_s"], whole))
+    context = {"machine": platform.processor() or platform.machine(), "cpu": machine()["cpu"],
+               "cpu_capability": machine()["cpu_capability"], "threads": torch.get_num_threads(),
                "torch": torch.__version__, "matmul_peak_gflops": round(peak, 1)}
     references = {(r["measure"], r["variant"]): r["samples_per_s"] for r in rows
                   if r["engine"] in ("reference", "seed blog")}
@@ -147,6 +261,9 @@ def run_bench(data_root=None, quick: bool = False, lockstep_seeds: int = 5, seco
         r.update(context)
         if "gflops" in r:
             r["fraction_of_peak"] = r["gflops"] / peak
+        if r["measure"] == "whole_run":
+            r["vs_reference"] = r["vs_step"]
+            continue
         reference = references[("seed_blog_loop", "modern")] if r["measure"] == "modern_batch64" else \
             references.get((r["measure"], r["variant"]))
         r["vs_reference"] = r["samples_per_s"] / reference
@@ -155,13 +272,16 @@ def run_bench(data_root=None, quick: bool = False, lockstep_seeds: int = 5, seco
 
 def format_report(rows: list[dict]) -> str:
     first = rows[0]
-    lines = [f"threads {first['threads']}, torch {first['torch']}, matmul peak {first['matmul_peak_gflops']} GFLOP/s",
+    cpu = f"{first['cpu']} ({first['cpu_capability']}), " if first.get("cpu") else ""
+    lines = [f"{cpu}threads {first['threads']}, torch {first['torch']}, matmul peak {first['matmul_peak_gflops']} GFLOP/s",
              "", f"{'measure':<15} {'variant':<18} {'engine':<10} {'batch':>5} {'seeds':>5} {'samples/s':>10} "
                  f"{'% of peak':>9} {'ratio':>6}  ratio to"]
+    against_by_measure = {"modern_batch64": "the seed blog's loop", "online": "the variant's reference step",
+                          "whole_run": "the compiled step (vs_step)", "curvature": "gauss_newton_diagonal",
+                          "evaluation": "eager, batch 1000"}
     for r in rows:
         peak = f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "-"
-        against = ("-" if r["engine"] in ("reference", "seed blog") else
-                   "the seed blog's loop" if r["measure"] == "modern_batch64" else "the variant's reference step")
+        against = "-" if r["engine"] in ("reference", "seed blog") else against_by_measure[r["measure"]]
         warm = f"  (warm-up {r['warmup_s']:.0f} s)" if r.get("warmup_s", 0) > 1 else ""
         lines.append(f"{r['measure']:<15} {r['variant']:<18} {r['engine']:<10} {r['batch_size']:>5} {r['seeds']:>5} "
                      f"{r['samples_per_s']:>10,.0f} {peak:>9} {r['vs_reference']:>5.2f}x  {against}{warm}")
@@ -174,11 +294,34 @@ def format_report(rows: list[dict]) -> str:
         if group:
             lines.append(f"online, {group[0]['seeds']} seeds in lockstep: slowest variant "
                          f"{min(r['samples_per_s'] for r in group):,.0f} samples/s")
+    for r in rows:
+        if r["measure"] == "whole_run":
+            lines += [""] + format_whole_run(r)
     return "\n".join(lines)
 
 
-def main_bench(data_root, quick: bool, as_json: bool, variants: list[str] | None = None) -> None:
-    rows = run_bench(data_root, quick, variants=variants)
+def format_whole_run(r: dict) -> list[str]:
+    """The phase table of a whole_run row, and the full run it implies."""
+    compiled = [phase for phase, yes in r["compiled_phases"].items() if yes]
+    lines = [f"whole run: paper preset, {r['passes']} passes of {r['train_size']:,} patterns ({r['updates']:,} updates, "
+             f"{r['curvature_estimates']:,} curvature estimates, {r['evaluated_patterns']:,} patterns evaluated), "
+             f"engine {r['engine']}" + (f", {' and '.join(compiled)} compiled too" if compiled else ""),
+             f"  {'phase':<11} {'seconds':>8} {'share':>6}   full 20-pass run (from these per-unit costs)"]
+    for phase, share in r["phases"].items():
+        lines.append(f"  {phase:<11} {r['phases_s'][phase]:>8.1f} {100 * share:>5.1f}%   {r['full_run_s'][phase]:>7.0f} s")
+    full = sum(r["full_run_s"].values())
+    lines += [f"  {'compile':<11} {r['compile_s']:>8.1f}      -   {r['full_run_s']['compile']:>7.0f} s  (once per run, "
+              f"not in the shares)",
+              f"  end to end: {r['samples_per_s']:,.0f} updates/s, vs_step {r['vs_step']:.2f} (the compiled step: "
+              f"{r['step_samples_per_s']:,.0f} samples/s)",
+              f"  full 20-pass paper run: {full / 60:.1f} min, {r['full_run_vs_updates']:.2f}x the time of its "
+              f"{r['full_run_s']['updates'] / 60:.1f} min of updates"]
+    return lines
+
+
+def main_bench(data_root, quick: bool, as_json: bool, variants: list[str] | None = None,
+               measures: list[str] | None = None) -> None:
+    rows = run_bench(data_root, quick, variants=variants, measures=measures)
     if as_json:
         for r in rows:
             print(json.dumps(r))

@@ -1,5 +1,5 @@
 """The `lenet5` command line: `lenet5 counts`, `lenet5 train`, `lenet5 evaluate`, `lenet5 predict`, `lenet5 grid`,
-`lenet5 bench`, `lenet5 report`, `lenet5 figures` (see `lenet5 -h`).
+`lenet5 bench`, `lenet5 verify`, `lenet5 report`, `lenet5 figures` (see `lenet5 -h`).
 
 Every error a user can cause is one line, `lenet5: error: ...`, and an exit code from repro/errors.py.
 """
@@ -143,7 +143,7 @@ def cmd_bench(args) -> int:
         raise ConfigError(f"unknown bench variant {unknown[0]!r}; variants: {', '.join(names)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    main_bench(args.data_root, args.quick, args.json, args.variants)
+    main_bench(args.data_root, args.quick, args.json, args.variants, args.measures)
     return 0
 
 
@@ -180,6 +180,20 @@ def cmd_grid(args) -> int:
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
           f"of {len(grid_cells(grid, seeds, chosen))}; rows in {out / 'runs.jsonl'}")
     return 0 if counts["failed"] == 0 else GRID_RUNS_FAILED
+
+
+def cmd_verify(args) -> int:
+    from .errors import NOT_REPRODUCED
+    from .study.verify import format_report, verify
+
+    records, summary = verify(args.result_dir, args.seeds, args.out, args.data_root, progress=not args.json,
+                              threads=args.threads)
+    if args.json:
+        for line in records + [summary]:
+            print(json.dumps(line))
+    else:
+        print(format_report(args.result_dir, records, summary))
+    return NOT_REPRODUCED if summary["verdict"] == "different" else 0
 
 
 def cmd_report(args) -> int:
@@ -224,10 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)  # evaluate, predict
 
+    from .bench import MEASURES
+
     p = sub.add_parser("bench", help="training throughput: every engine against a reference loop, per variant")
     p.add_argument("--quick", action="store_true", help="short measurements, no torch.compile")
     p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
                    help="only these one_at_a_time variants (default: all, e.g. paper pooling=max)")
+    p.add_argument("--measures", nargs="+", default=None, choices=MEASURES, metavar="MEASURE",
+                   help=f"only these measurements (default: all: {' '.join(MEASURES)})")
     p.add_argument("--json", action="store_true", help="one JSON line per measurement")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
     p.add_argument("--threads", type=thread_count, default=None, help="torch threads, 1..cores (default: torch's choice)")
@@ -256,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the variants, how each differs, and each run's state (finished, partial, to do)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("verify", help="retrain committed runs with their own config: bit-identical, or equivalent "
+                                      "within a margin? (README, Reproducibility)")
+    p.add_argument("result_dir", metavar="RESULT_DIR",
+                   help="a run folder, or a folder of seed<N>/ runs (e.g. results/paper_final)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds (default: every finished one)")
+    p.add_argument("--out", default=None, help="where the new runs go (default: runs/verify/...); resumable")
+    p.add_argument("--json", action="store_true", help="one JSON object per seed, then a summary object")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch threads per run (default: each committed run's own, from its summary.json)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="tables from committed results: results/reproduction.md and the README's")
     p.add_argument("--results", default="results", help="results folder (default: results)")

@@ -48,6 +48,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 GRID_RUNS_FAILED = 6  # `lenet5 grid` finished, but some runs failed (their rows say why; rerunning retries them)
+NOT_REPRODUCED = 7  # `lenet5 verify` finished, and the new runs differ from the committed ones by more than its margin
 
 # exit code -> meaning, for the README's table (tests/test_cli.py checks that the README lists each)
 EXIT_CODES = {
@@ -59,6 +60,8 @@ EXIT_CODES = {
     RunError.exit_code: "run folder, checkpoint or model file: --out not writable, already holds another run, "
                         "unreadable or mismatched checkpoint or model.pt",
     GRID_RUNS_FAILED: "`lenet5 grid` finished with failed runs (rerun the same command to retry them)",
+    NOT_REPRODUCED: "`lenet5 verify` finished with the verdict `different`: the new runs' mean test error is outside "
+                    "the committed one's equivalence margin",
     Interrupted.exit_code: "interrupted by Ctrl-C or SIGTERM after writing a checkpoint; the message gives the "
                            "command that resumes",
 }

@@ -43,7 +43,8 @@ from .config import RunConfig
 from .data import IDX_MAGIC, load_mnist, load_raw, preprocess
 from .errors import ConfigError, DataError, LeNet5Error, RunError
 from .model import LeNet5, build_model
-from .train import RunPaths, evaluate
+from .evaluation import evaluate
+from .train import RunPaths
 
 SPLITS = ("test", "validation", "train")
 INVERT_CHOICES = ("auto", "yes", "no")

@@ -14,50 +14,23 @@ that this engine's losses and weights equal the reference loop's.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import time
 
 import torch
 
-from .components import LOSSES, Component
-from .components.base import trace_leaves
+from .components import LOSSES
 from .config import RunConfig
+from .layers import Layer, network_layers
 from .model import LeNet5
 from .optim import OPTIMIZERS
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One leaf module of the network, where its parameters live in the model, and its per-pattern shapes."""
-
-    prefix: str  # e.g. "c1.0": the module's name in LeNet5, the prefix of its parameters' names
-    module: Component
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    params: tuple[str, ...]  # local names of its trainable parameters
-    state: tuple[str, ...]  # local names of its running statistics
-
-
-def network_layers(model: LeNet5) -> list[Layer]:
-    """The model's leaf modules in execution order, traced on one pattern (in eval mode, so that nothing in
-    the model changes)."""
-    names = {module: name for name, module in model.named_modules()}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            dtype = next(model.parameters()).dtype
-            records = trace_leaves(model, torch.zeros(1, 1, model.input_size, model.input_size, dtype=dtype))
-    finally:
-        model.train(was_training)
-    layers = []
-    for module, x, y in records:
-        if not isinstance(module, Component):
-            raise TypeError(f"the online engine cannot step {type(module).__name__} ({names[module]}): build the "
-                            f"model from repro.components")
-        params = tuple(n for n, p in module.named_parameters(recurse=False) if p.requires_grad)
-        layers.append(Layer(names[module], module, tuple(x.shape[1:]), tuple(y.shape[1:]), params,
-                            module.online_state))
-    return layers
+def reset_compile_caches() -> None:
+    """torch.compile caches graphs per code object, and every engine (and every run's curvature estimator and
+    evaluator) compiles the same methods: after 8 of them it would silently fall back to eager. A process drives
+    one group of runs at a time, so each drive starts from empty caches (torch's on-disk cache still saves most
+    of the compile)."""
+    torch._dynamo.reset()
 
 
 # Compiled: updates unrolled into one call of the compiled function, so that its fixed cost per call (guards,
@@ -70,7 +43,8 @@ class OnlineEngine:
     each. `pack` copies the models' and optimizers' state into stacked tensors, `run` and `step` update those
     in place, `unpack` writes them back; between `pack` and `unpack` the models themselves are not touched."""
 
-    def __init__(self, config: RunConfig, models: list[LeNet5], optimizers: list, compile_step: bool = False):
+    def __init__(self, config: RunConfig, models: list[LeNet5], optimizers: list, compile_step: bool = False,
+                 reset_compiler: bool = True):
         self.config, self.models, self.optimizers = config, models, optimizers
         self.layers = network_layers(models[0])
         self.loss, self.j = LOSSES[config.loss], config.train.map_j
@@ -81,12 +55,10 @@ class OnlineEngine:
         if sorted(trainable) != sorted(self.param_names):
             raise TypeError(f"the online engine would not update {sorted(set(trainable) - set(self.param_names))}")
         self.compiled, self._warm = compile_step, set()
+        self.compile_s = 0.0  # seconds spent compiling (the first call of each shape)
         self.updates_per_call = UPDATES_PER_CALL if compile_step else 1
-        if compile_step:
-            # torch.compile caches graphs per code object, and every engine compiles the same method: after 8
-            # engines it would silently fall back to eager. A process steps one group at a time, so each new
-            # compiled engine starts from empty caches (torch's on-disk cache still saves most of the compile).
-            torch._dynamo.reset()
+        if compile_step and reset_compiler:
+            reset_compile_caches()
         # cpp_wrapper: the compiled graph's kernels are called from C++, not Python (less overhead per call)
         self._run = (torch.compile(self.run_tensors, dynamic=False, options={"cpp_wrapper": True}) if compile_step
                      else self.run_tensors)
@@ -164,8 +136,12 @@ class OnlineEngine:
                 if not self.compiled or "Recompilation triggered" not in str(exc):
                     raise
         self._warm.add(x.shape)  # the first call of a shape compiles it, with every guard checked
-        with torch.compiler.set_stance("default"):
-            return self._run(self.params, self.state, self.opt_state, scalars, x, y)
+        start = time.perf_counter()
+        try:
+            with torch.compiler.set_stance("default"):
+                return self._run(self.params, self.state, self.opt_state, scalars, x, y)
+        finally:
+            self.compile_s += time.perf_counter() - start
 
     def run_tensors(self, params: dict, state: dict, opt_state: dict, scalars: dict, x: torch.Tensor,
                     y: torch.Tensor) -> torch.Tensor:

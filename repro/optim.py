@@ -6,7 +6,7 @@ out of stacked (S, ...) tensors for S runs in lockstep; `scalars` gives the per-
 (so a compiled step is not recompiled when they change); `update` applies one update to stacked parameters.
 The online update follows torch.optim's own formulas, so both engines compute the same thing.
 
-Every torch optimizer here has `prepare(model, x, y, loss) -> dict`, called before each pass with a sample of
+Every torch optimizer here has `prepare(model, x, y, loss, compiled=False) -> dict`, called before each pass with a sample of
 training patterns, so the loop needs no optimizer-specific branches: SDLM re-estimates its Hessian there
 (App. C), the modern optimizers do nothing.
 """
@@ -49,7 +49,7 @@ def lr_for_pass(config: "TrainConfig", pass_index: int) -> float:
 
 
 class _NoPrepare:
-    def prepare(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> dict:
+    def prepare(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, compiled: bool = False) -> dict:
         return {}
 
 

@@ -10,7 +10,10 @@ fixed during the pass. h_kk is back-propagated like a gradient, with every facto
 
 so h is a sum of non-negative terms and is never negative. Each component carries its own rule
 (`Component.curvature`, repro/components/); `gauss_newton_diagonal` chains them, starting where the last layer
-says the loss's curvature starts (`Component.loss_curvature`).
+says the loss's curvature starts (`Component.loss_curvature`). It is the definition, traced with hooks on every
+call; `CurvatureEstimator` is what training calls 2,420 times a paper-preset run: the same rules over the layers
+traced once (repro/layers.py), as one function that torch.compile fuses when the run's engine is compiled
+(tests/test_curvature.py holds the two equal for every switch value).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from torch import nn
 
 from .components import Component, TableConv2d, using_running_statistics
 from .components.base import trace_leaves
+from .layers import network_layers
+from .phases import CompileTimer
 
 
 @torch.no_grad()
@@ -48,19 +53,78 @@ def gauss_newton_diagonal(model: nn.Module, x: torch.Tensor, targets: torch.Tens
     return {p: h_p / n for p, h_p in hessian.items()}
 
 
+class CurvatureEstimator:
+    """`gauss_newton_diagonal` for one model and loss, built once: the model's layers are traced here, not on
+    every call, and with `compiled` the whole walk (forward, then App. C's backward) is one torch.compile'd
+    function, its elementwise work fused (the estimate on 500 patterns costs a few convolutions' time).
+    Call it with (x, targets); it returns {parameter: h averaged over the patterns}."""
+
+    def __init__(self, model: nn.Module, loss: str, compiled: bool = False):
+        self.model, self.loss, self.compiled = model, loss, compiled
+        self.layers = None  # traced at the first call, on its first pattern (any model of Components will do)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        # dynamic=False: every call of a run has the same shapes (hessian_samples patterns)
+        self._walk = CompileTimer(torch.compile(self.walk, dynamic=False) if compiled else self.walk, compiled)
+
+    @property
+    def compile_s(self) -> float:
+        return self._walk.compile_s
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+        if self.layers is None:
+            self.layers = network_layers(self.model, "SDLM's curvature estimate (App. C)", example=x[:1])
+        was_training = self.model.training
+        self.model.eval()  # BatchNorm with its running statistics, as gauss_newton_diagonal
+        try:
+            with using_running_statistics(self.model):
+                values = self._walk(x, targets)
+        finally:
+            self.model.train(was_training)
+        return dict(zip(self.params, values))
+
+    def walk(self, x: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+        """App. C on explicit tensors: the forward pass layer by layer, keeping each layer's input and output,
+        then the curvature back from the loss; h per parameter in `self.params`' order."""
+        n, h, records = x.shape[0], x, []
+        for layer in self.layers:
+            inp = h.reshape(n, *layer.in_shape)
+            h = layer.module(inp)
+            records.append((layer.module, inp, h))
+        hessian = {p: torch.zeros_like(p) for p in self.params}
+        head, head_in, head_out = records[-1]
+        g = head.loss_curvature(self.loss, head_in, head_out, targets, hessian)
+        for i in range(len(records) - 2, -1, -1):
+            module, inp, out = records[i]
+            g = module.curvature(inp, out, g.reshape(out.shape), hessian, need_input=i > 0)
+        return [hessian[p] / n for p in self.params]
+
+
 class SDLM(torch.optim.Optimizer):
     """Per-parameter steps eta / (mu + h_kk) applied to the gradient (Sec. III-B).
 
-    `prepare(model, x, y, loss)` must be called before each pass: it re-estimates h_kk on the given patterns.
+    `prepare(model, x, y, loss)` must be called before each pass: it re-estimates h_kk on the given patterns
+    (with `compiled=True`, through a compiled `CurvatureEstimator`, built at the first call and kept).
     With mini-batches of B patterns the step is multiplied by B (`batch_size`), so that one update with the
     batch's mean gradient moves as far as B online updates would (paper_notes/sdlm.md)."""
 
     def __init__(self, params, lr: float = 0.0005, mu: float = 0.02, batch_size: int = 1):
         super().__init__(params, dict(lr=lr, mu=mu, batch_size=batch_size))
+        self._estimator: CurvatureEstimator | None = None
+        self._compiled_before = 0.0
 
-    def prepare(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> dict:
+    @property
+    def compile_s(self) -> float:
+        """Seconds its curvature estimators spent compiling (repro/phases.py)."""
+        return self._compiled_before + (self._estimator.compile_s if self._estimator else 0.0)
+
+    def prepare(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, compiled: bool = False) -> dict:
         """Re-estimate h_kk on (x, y); return the per-layer min/median/max of the effective step."""
-        hessian = gauss_newton_diagonal(model, x, y, loss)
+        estimator = self._estimator
+        if estimator is None or (estimator.model, estimator.loss, estimator.compiled) != (model, loss, compiled):
+            self._compiled_before = self.compile_s
+            estimator = self._estimator = CurvatureEstimator(model, loss, compiled)
+        hessian = estimator(x, y)
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p]["hessian"] = hessian[p]

@@ -1,8 +1,9 @@
 """Training (Sec. III-B): runs of a RunConfig, resumable, with a JSON line per pass.
 
-A run folder holds config.json, log.jsonl (one line per pass), test_predictions.json (of the latest pass),
-checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt
-and summary.json.
+A run folder holds config.json, log.jsonl (one line per pass), test_predictions.json and test_outputs.npz (the
+network's 10 outputs per test pattern, RBF penalties or logits, in float16; both of the latest pass), checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt
+and summary.json. The summary records where the wall time went (`phases_s`, repro/phases.py) and what made the
+run: the code's commit and the machine (repro/provenance.py).
 `resume=True` continues from the checkpoint; the result is bit-for-bit that of an uninterrupted run (the data
 order of each pass is a function of the seed and the pass, and the checkpoint holds every other state).
 Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
@@ -17,6 +18,7 @@ result would then depend on which seeds trained beside it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -25,27 +27,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from . import atomic
 from .config import RunConfig, config_differences
 from .counts import layer_counts, totals
-from .components import LOSSES
 from .data import MNISTTensors, load_mnist
 from .distortions import affine_parameters, distorted_pass
-from .engines import make_engine
+from .engines import compiled_phases, make_engine
 from .errors import DivergedError, Interrupted, RunError
+from .evaluation import EVAL_BATCH, Evaluator, evaluate  # noqa: F401 - evaluate: the public name it always had
 from .interrupt import STOP_CHECK_PATTERNS, stop_requested, stop_signals
 from .model import LeNet5, build_model
 from .optim import lr_for_pass, make_optimizer, set_lr
+from .phases import PhaseClock
+from .provenance import provenance
 
 # Test hooks: exit abruptly (like a kill) right after this global step, to test resuming; or, after it, wait
 # (up to a minute) for a stop signal, to test Ctrl-C at a known position.
 EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
 WAIT_AT_STEP_ENV = "LENET5_TEST_WAIT_AT_STEP"
 WAIT_ONCE_FILE_ENV = "LENET5_TEST_WAIT_ONCE_FILE"
-EVAL_BATCH = 1000
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
 
@@ -60,6 +64,7 @@ class RunPaths:
     checkpoint = property(lambda self: self.root / "checkpoint.pt")
     model = property(lambda self: self.root / "model.pt")
     predictions = property(lambda self: self.root / "test_predictions.json")
+    outputs = property(lambda self: self.root / "test_outputs.npz")  # `outputs`: (patterns, 10) float16
     summary = property(lambda self: self.root / "summary.json")
 
 
@@ -94,20 +99,6 @@ def warmup_block(warmup_updates: int) -> int:
     return max(1, min(WARMUP_BLOCK, warmup_updates // 10))
 
 
-@torch.no_grad()
-def evaluate(model: LeNet5, x: torch.Tensor, y: torch.Tensor, loss: str, j: float) -> dict:
-    """Error rate (%), mean loss and predictions on (x, y), in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = torch.cat([model(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
-    finally:
-        model.train(was_training)
-    predictions = model.predict(outputs)
-    return {"error_pct": 100.0 * (predictions != y).double().mean().item(),
-            "loss": LOSSES[loss](outputs, y, j).item(), "predictions": predictions}
-
-
 @dataclass(eq=False)  # runs are compared by identity
 class Run:
     """One seed's run: its folder, model, optimizer and position, as the checkpoint records them."""
@@ -129,6 +120,9 @@ class Run:
     train_y: torch.Tensor | None = None
     distortion_params: torch.Tensor | None = None
     started: float = 0.0
+    clock: PhaseClock = field(default_factory=PhaseClock)
+    evaluator: Evaluator | None = None  # set by the drive (repro.engines.compiled_phases says if it compiles)
+    compiled_curvature: bool = False  # likewise for SDLM's curvature estimate
 
     def wall(self) -> float:
         return time.perf_counter() - self.started
@@ -137,7 +131,7 @@ class Run:
         atomic.torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                            "rng": torch.get_rng_state(), "pass": self.pass_index, "step": self.step,
                            "loss_sum": self.loss_sum, "step_stats": self.step_stats, "log": self.log,
-                           "elapsed": self.wall()}, self.paths.checkpoint)
+                           "elapsed": self.wall(), "phases": self.clock.spent}, self.paths.checkpoint)
 
 
 def _check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:
@@ -179,6 +173,7 @@ def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
             torch.set_rng_state(state["rng"])
             run.pass_index, run.step, run.log = state["pass"], state["step"], state["log"]
             run.elapsed, run.loss_sum, run.step_stats = state["elapsed"], state["loss_sum"], state["step_stats"]
+            run.clock = PhaseClock(state.get("phases"))  # checkpoints written before phases were timed have none
         except Exception as exc:  # noqa: BLE001 - any unreadable or foreign checkpoint gets the same advice
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunError(f"cannot resume from {paths.checkpoint} ({reason[:160]}); restore the file, or delete it "
@@ -232,8 +227,11 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
     steps_per_pass = math.ceil(n / cfg.batch_size)
     exit_at = int(os.environ.get(EXIT_AT_STEP_ENV, -1))
     wait_at = int(os.environ.get(WAIT_AT_STEP_ENV, -1))
+    compiled = compiled_phases(config, n, len(data.test_y))
     for run in runs:
         run.started = time.perf_counter() - run.elapsed
+        run.compiled_curvature = compiled["curvature"]
+        run.evaluator = Evaluator(run.model, config.loss, cfg.map_j, compiled=compiled["evaluation"])
     bar = tqdm(total=cfg.epochs * steps_per_pass * len(runs), unit="step", disable=not progress,
                initial=(runs[0].pass_index * steps_per_pass + runs[0].step) * len(runs), mininterval=2.0,
                file=sys.stderr)
@@ -263,7 +261,10 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
                 if hook_at > pass_index * steps_per_pass + step:
                     end = min(end, hook_at - pass_index * steps_per_pass)
             end = min(end, step + max(1, STOP_CHECK_PATTERNS // cfg.batch_size))
-            engine.run_steps(live, step, end)
+            with live[0].clock.phase("updates", engine):  # runs in lockstep share the time
+                engine.run_steps(live, step, end)
+            for run in live[1:]:
+                run.clock.spent = dict(live[0].clock.spent)
             bar.update((end - step) * len(live))
             step = end
             for run in live:
@@ -317,7 +318,9 @@ def _estimate_curvature(run: Run, pass_index: int, step: int) -> None:
     (pass, step)."""
     cfg = run.config.train
     idx = hessian_sample(cfg.seed, pass_index, len(run.train_y), cfg.hessian_samples, step)
-    run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx], run.config.loss)
+    with run.clock.phase("curvature", run.optimizer):
+        run.step_stats = run.optimizer.prepare(run.model, run.train_x[idx], run.train_y[idx], run.config.loss,
+                                               compiled=run.compiled_curvature)
 
 
 def _pass_patterns(run: Run, data: MNISTTensors, pass_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -370,8 +373,10 @@ def _mark_diverged(run: Run, step: int) -> None:
 def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: int, progress: bool) -> bool:
     """Evaluate, log and checkpoint the end of a pass; False if the run diverged."""
     config = run.config
-    train_eval = evaluate(run.model, data.train_x, data.train_y, config.loss, config.train.map_j)
-    test_eval = evaluate(run.model, data.test_x, data.test_y, config.loss, config.train.map_j)
+    evaluator = run.evaluator or Evaluator(run.model, config.loss, config.train.map_j)
+    with run.clock.phase("evaluation", evaluator):
+        train_eval = evaluator(data.train_x, data.train_y)
+        test_eval = evaluator(data.test_x, data.test_y)
     if not (math.isfinite(train_eval["loss"]) and math.isfinite(test_eval["loss"])):
         _mark_diverged(run, steps_per_pass)
         return False
@@ -384,6 +389,7 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
     # written before the checkpoint, so a run resumed after its last pass still has its final predictions
     atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
                                                          "predictions": test_eval["predictions"].tolist()}) + "\n")
+    atomic.write_bytes(run.paths.outputs, outputs_npz(test_eval["outputs"]))
     atomic.write_text(run.paths.log_csv, log_csv(run.log))
     if progress:
         tqdm.write(pass_line(line, run.config), file=sys.stdout)
@@ -406,10 +412,25 @@ def _write_summary(run: Run, status: str, message: str, trainable_params: int | 
                "final_test_error_pct": log[-1]["test_error_pct"] if log else None,
                "best_train_error_pct": min((e["train_error_pct"] for e in log), default=None),
                "best_test_error_pct": min((e["test_error_pct"] for e in log), default=None),
-               "wall_s": round(run.wall(), 2), "trainable_params": trainable_params,
-               "threads": torch.get_num_threads(), "torch": torch.__version__}
+               "wall_s": round(run.wall(), 2), "phases_s": run.clock.seconds(run.wall()),
+               "trainable_params": trainable_params, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               **provenance()}
     atomic.write_text(run.paths.summary, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def outputs_npz(outputs: torch.Tensor) -> bytes:
+    """A run's test outputs as test_outputs.npz holds them: compressed float16 (~0.1 per cent of a penalty; a run's
+    10,000 x 10 take ~150 KB), enough to rank patterns by confidence (rejection, paper_notes/rbf_output.md)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, outputs=outputs.detach().to(torch.float16).numpy())
+    return buffer.getvalue()
+
+
+def read_outputs(run_dir: Path) -> np.ndarray:
+    """A run folder's test outputs (test_outputs.npz), (patterns, 10) float16."""
+    with np.load(RunPaths(Path(run_dir)).outputs) as npz:
+        return npz["outputs"]
 
 
 def read_log(run_dir: Path) -> list[dict]:

@@ -18,8 +18,8 @@ from repro.components import REGISTRIES, Component
 from repro.components.base import trace_leaves
 from repro.config import CHOICES, HEAD_LOSSES, MODEL_KEYS, ConfigError, run_config
 from repro.counts import layer_counts
-from repro.engines import COMPILE_MIN_UPDATES, REFERENCE_MIN_BATCH, LockstepEngine, ReferenceEngine, make_engine, \
-    resolve_engine
+from repro.engines import COMPILE_MIN_UPDATES, REFERENCE_MIN_BATCH, LockstepEngine, ReferenceEngine, \
+    compiled_phases, make_engine, resolve_engine
 from repro.model import LeNet5
 from repro.sdlm import gauss_newton_diagonal
 
@@ -111,7 +111,7 @@ def test_every_engine_value_builds_its_engine(engine):
     assert resolved in expected and resolved == (engine if engine != "auto" else "online")
     assert isinstance(built, expected[resolved])
     if isinstance(built, LockstepEngine):
-        assert built.compile_step == (resolved == "compiled")
+        assert built.compiled == (resolved == "compiled")
 
 
 @pytest.mark.parametrize("overrides,n_train,engine", [
@@ -125,3 +125,17 @@ def test_every_engine_value_builds_its_engine(engine):
 ])
 def test_engine_auto_follows_its_rule(overrides, n_train, engine):
     assert resolve_engine(run_config("paper", overrides), n_train) == engine
+
+
+@pytest.mark.parametrize("overrides,n_train,curvature,evaluation", [
+    ({}, 60_000, True, True),  # the paper's protocol: 2,400 estimates, 1.4 million patterns evaluated
+    ({"epochs": 2}, 60_000, True, True),  # lenet5 bench's whole run: 240 estimates, 140,000 patterns
+    ({"epochs": 2}, 15_000, False, False),  # 60 estimates, 50,000 patterns: compiling would not pay back
+    ({"hessian_every": 0}, 60_000, False, True),  # h before each pass only: 20 estimates
+    ({"optimizer": "adam", "lr": 0.001}, 60_000, False, True),  # no curvature at all
+    ({"engine": "online"}, 60_000, False, False),  # an eager engine compiles nothing
+])
+def test_a_compiled_run_compiles_its_curvature_and_evaluation_where_that_pays(overrides, n_train, curvature,
+                                                                             evaluation):
+    assert compiled_phases(run_config("paper", overrides), n_train, 10_000) == {"curvature": curvature,
+                                                                               "evaluation": evaluation}

@@ -300,6 +300,11 @@ def test_rows_hold_every_config_field_and_the_results(tmp_path, tiny_mnist):
     assert row["passes"] == 1 and row["trainable_params"] == 60_900 and row["status"] == "finished"
     run_dir = out / row["run_dir"]
     assert (run_dir / "log.jsonl").exists() and (run_dir / "test_predictions.json").exists()
+    assert (run_dir / "test_outputs.npz").exists()
+    # what made the row: the code's commit and the kind of machine (repro/provenance.py)
+    from repro.provenance import code_commit, machine
+    assert (row["commit"], row["code_dirty"]) == (code_commit()["commit"], code_commit()["code_dirty"])
+    assert (row["cpu"], row["cpu_capability"]) == (machine()["cpu"], machine()["cpu_capability"])
 
 
 def test_a_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_retries_it(tmp_path, tiny_mnist, monkeypatch):

@@ -151,10 +151,12 @@ def test_seeds_trained_together_equal_each_seed_trained_alone(tiny_mnist, tmp_pa
     from repro.train import train_seeds
     data = load_mnist("32", tiny_mnist, download=False)
     config = run_config("paper", {**TINY, **protocol, "engine": engine})
-    summaries = train_seeds(config, [0, 1, 2], [tmp_path / f"together{s}" for s in range(3)], data=data,
+    # each compiled drive compiles anew (~5 s with warm caches): the compiled engine checks the last seed only
+    seeds, alone = ((0, 1, 2), (2, 0)) if engine == "online" else ((0, 1), (1,))
+    summaries = train_seeds(config, list(seeds), [tmp_path / f"together{s}" for s in seeds], data=data,
                             progress=False)
-    assert [s["status"] for s in summaries] == ["finished"] * 3
-    for seed in (2, 0):  # alone, and in another order
+    assert [s["status"] for s in summaries] == ["finished"] * len(seeds)
+    for seed in alone:  # alone, and in another order
         train(run_config("paper", {**TINY, **protocol, "engine": engine, "seed": seed}), tmp_path / f"alone{seed}",
               data=data, progress=False)
         a = torch.load(tmp_path / f"together{seed}" / "model.pt")["model"]

@@ -18,6 +18,17 @@ TANH_AMPLITUDE = 1.7159
 TANH_SLOPE = 2.0 / 3.0
 
 
+def tanh(a: torch.Tensor) -> torch.Tensor:
+    """torch.tanh, except inside torch.compile, where it is (1 - e) / (1 + e) with e = exp(-2|a|), sign restored:
+    the same function to within 3e-7 (torch.tanh's own error is 2e-7) for a third of the time on one core,
+    since compiled code gets a fast vectorised exp but a slow vectorised tanh. Compiled engines round
+    differently from eager ones in any case (README, Speed); tests/test_online.py holds them together."""
+    if not torch.compiler.is_compiling():
+        return torch.tanh(a)
+    e = torch.exp(-2.0 * a.abs())
+    return torch.copysign((1.0 - e) / (1.0 + e), a)
+
+
 class Activation(Component, nn.Module):
     """An elementwise squashing function; subclasses define `forward` and `derivative_from_output`."""
 
@@ -42,21 +53,16 @@ class ScaledTanh(Activation):
     """LeCun's squashing function f(a) = 1.7159 tanh(2a/3) (Sec. II-B, App. A)."""
 
     def forward(self, a):
-        return TANH_AMPLITUDE * torch.tanh(TANH_SLOPE * a)
+        return TANH_AMPLITUDE * tanh(TANH_SLOPE * a)
 
     def derivative_from_output(self, y):
         # f'(a) = A S (1 - tanh(S a)^2) = A S (1 - (y / A)^2)
         return (TANH_AMPLITUDE * TANH_SLOPE) * (1 - (y / TANH_AMPLITUDE).pow(2))
 
-    def curvature(self, x, y, h_y, hessian, need_input=True):
-        # the same f'(a)^2, from the input: the SDLM steps of the committed runs were computed this way
-        slope = TANH_AMPLITUDE * TANH_SLOPE * (1 - torch.tanh(TANH_SLOPE * x).pow(2))
-        return slope.pow(2) * h_y
-
 
 class Tanh(Activation):
     def forward(self, a):
-        return torch.tanh(a)
+        return tanh(a)
 
     def derivative_from_output(self, y):
         return 1 - y.pow(2)

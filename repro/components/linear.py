@@ -74,7 +74,12 @@ class Conv2d(Component, nn.Conv2d):
 
     def curvature(self, x, y, h_y, hessian, need_input=True):
         weight = self.effective_weight(self.weight)
-        h_w = conv2d_weight(x.pow(2), weight.shape, h_y, self.stride, self.padding)
+        if self.in_channels == 1:
+            # the same sum as a forward convolution with batch and channels swapped: oneDNN's weight-gradient
+            # kernel is slow for a single input map (C1's 500-pattern curvature: 2.3x faster this way)
+            h_w = F.conv2d(x.pow(2).transpose(0, 1), h_y.transpose(0, 1), padding=self.padding).transpose(0, 1)
+        else:
+            h_w = conv2d_weight(x.pow(2), weight.shape, h_y, self.stride, self.padding)
         hessian[self.weight] += self.effective_weight(h_w)
         if self.bias is not None:
             hessian[self.bias] += h_y.sum(dim=(0, 2, 3))

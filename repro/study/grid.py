@@ -117,7 +117,9 @@ def _row(cell: Cell, summary: dict, out: Path) -> dict:
             **({"reused_from": summary["reused_from"]} if summary.get("reused_from") else {}),
             **{k: summary.get(k) for k in ("final_train_error_pct", "final_test_error_pct", "best_train_error_pct",
                                            "best_test_error_pct", "passes", "wall_s", "trainable_params",
-                                           "threads", "torch")}}
+                                           "threads", "torch", "commit", "code_dirty")},
+            # the kind of machine, from the run's summary (repro/provenance.py; older runs have none)
+            **{k: (summary.get("machine") or {}).get(k) for k in ("cpu", "cpu_capability")}}
 
 
 _DATA_CACHE: dict = {}
