@@ -135,14 +135,15 @@ def evaluate_model(model: LeNet5, config: RunConfig, split: str | None = None, d
 
     Returns {"split", "patterns", "errors", "error_pct", "loss", "per_class_error_pct" (10 values, None for a
     class absent from the split), "confusion" (10x10 counts, rows the true class, columns the predicted one),
-    "predictions", "labels", "misclassified" (indices into the split)}."""
+    "predictions", "labels", "misclassified" (indices into the split), "outputs" (N, 10) numpy}."""
     split = split or default_split(config)
     x, y = split_data(config, split, data_root)
     result = evaluate(model, x, y, config.loss, config.train.map_j)
     predicted = result["predictions"]
     confusion = torch.bincount(y * 10 + predicted, minlength=100).view(10, 10)
     per_class = 100.0 * (1.0 - confusion.diag().double() / confusion.sum(1).double())
-    return {"split": split, "patterns": len(y), "errors": int((predicted != y).sum()),
+    return {"outputs": result["outputs"].numpy(), "split": split, "patterns": len(y),
+            "errors": int((predicted != y).sum()),
             "error_pct": result["error_pct"], "loss": result["loss"],
             "per_class_error_pct": [None if math.isnan(e) else e for e in per_class.tolist()],
             "confusion": confusion.tolist(), "predictions": predicted.tolist(), "labels": y.tolist(),
@@ -254,18 +255,49 @@ def _summary_error_pct(file: Path, config: RunConfig) -> float | None:
         return None
 
 
+REJECT_TABLE_PCT = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def reject_report(model: LeNet5, config: RunConfig, split_result: dict, data_root=None,
+                  kind: str | None = None) -> dict:
+    """What `lenet5 evaluate --reject` shows (repro/rejection.py): the error-reject numbers on the split
+    measured, its error at REJECT_TABLE_PCT rejected, and per non-digit set (all 10,000 Fashion-MNIST test images)
+    the AUROC of telling the digits from it and the share accepted at the threshold that keeps 99% of the digits."""
+    from .nondigits import nondigit_outputs
+    from .rejection import (DEFAULT_CONFIDENCE, accepted_share, auroc, confidence, error_at_reject,
+                            error_reject_curve, keep_threshold, rejection_summary)
+
+    lower, j = HEADS[config.model.head].lower_is_better, config.train.map_j
+    kind = kind or DEFAULT_CONFIDENCE[config.model.head]
+    outputs = split_result["outputs"]
+    labels = split_result["labels"]
+    summary = rejection_summary(outputs, labels, lower, kind, j)
+    digits = confidence(outputs, lower, kind, j)
+    curve = error_reject_curve(digits, model.predict(torch.as_tensor(outputs)).numpy() == labels)
+    threshold = keep_threshold(digits)
+    others = {name: confidence(out, lower, kind, j)
+              for name, out in nondigit_outputs(model, config, data_root, fashion=None).items()}
+    return {**summary, "curve": {f"{p:g}": error_at_reject(curve, p) for p in REJECT_TABLE_PCT},
+            "auroc": {name: auroc(digits, conf) for name, conf in others.items()},
+            "accepted_pct_at_99pct_digits": {name: accepted_share(conf, threshold) for name, conf in others.items()}}
+
+
 def cmd_evaluate(args) -> int:
-    """`lenet5 evaluate RUN_DIR_OR_MODEL`: error, per-class error and confusion matrix on one split."""
+    """`lenet5 evaluate RUN_DIR_OR_MODEL`: error, per-class error and confusion matrix on one split; with
+    --reject, the error-reject table and the non-digit AUROCs."""
     file = model_file(args.model)
     model, config = load_model(file)
     result = evaluate_model(model, config, args.split, args.data_root)
+    if args.reject:
+        result["reject"] = reject_report(model, config, result, args.data_root, args.confidence)
+    result.pop("outputs")
     reported = _summary_error_pct(file, config) if result["split"] == default_split(config) else None
     if reported is not None:
         result["summary_error_pct"] = reported
         result["equals_summary"] = math.isclose(result["error_pct"], reported, rel_tol=0, abs_tol=1e-9)
     if args.json:
-        shown = {k: v for k, v in result.items() if k not in ("predictions", "labels")}
-        print(json.dumps({"model": str(file), "config": config.to_dict(), **shown}))
+        shown = {k: v for k, v in result.items() if k not in ("predictions", "labels", "reject")}
+        print(json.dumps({"model": str(file), "config": config.to_dict(), **shown, **result.get("reject", {})}))
         return 0
     m = config.model
     print(f"model: {file} (head={m.head}, input={m.input}, activation={m.activation}, c3={m.c3})")
@@ -279,6 +311,15 @@ def cmd_evaluate(args) -> int:
     confusion = pd.DataFrame(result["confusion"], index=pd.Index(range(10), name="true"),
                              columns=pd.Index(range(10), name="predicted"))
     print("confusion matrix (rows: true class, columns: predicted class):\n" + confusion.to_string())
+    if args.reject:
+        r = result["reject"]
+        print(f"rejection (confidence: {r['confidence']}; the least confident rejected first, ties together):")
+        print("  rejected %  " + " ".join(f"{float(p):>6g}" for p in r["curve"]))
+        print("  error %     " + " ".join(f"{e:>6.2f}" for e in r["curve"].values()))
+        print(f"  {r['reject_pct_for_0_5pct_error']:.2f}% rejected for 0.5% error on the rest")
+        for name, value in r["auroc"].items():
+            print(f"  digits vs {name}: AUROC {value:.4f}; {r['accepted_pct_at_99pct_digits'][name]:.1f}% of "
+                  f"{name} accepted where 99% of the digits are")
     return 0
 
 
@@ -287,6 +328,8 @@ def cmd_predict(args) -> int:
     model, config = load_model(args.model)
     images = torch.stack([read_image(spec, args.invert) for spec in args.images])
     rows = predict_images(model, config, images)
+    if args.reject_at is not None:
+        _mark_rejected(model, config, images, rows, args.reject_at, args.data_root)
     if args.json:
         print(json.dumps({"model": str(args.model), "head": config.model.head,
                           "images": [{"image": spec, **row} for spec, row in zip(args.images, rows)]}))
@@ -296,8 +339,44 @@ def cmd_predict(args) -> int:
     width = max(len("image"), *(len(spec) for spec in args.images))
     print(f"{'image':<{width}}  class  " + " ".join(f"{d:>8}" for d in range(10)) + f"   ({meaning})")
     for spec, row in zip(args.images, rows):
-        print(f"{spec:<{width}}  {row['predicted']:>5}  " + " ".join(f"{v:>8.3g}" for v in row[key]))
+        verdict = ("" if args.reject_at is None else
+                   f"   {'REJECTED' if row['rejected'] else 'accepted'} (confidence {row['confidence']:.3g})")
+        print(f"{spec:<{width}}  {row['predicted']:>5}  " + " ".join(f"{v:>8.3g}" for v in row[key]) + verdict)
+    if args.reject_at is not None:
+        print(f"rejected: confidence ({rows[0]['confidence_kind']}) below {rows[0]['threshold']:.4g}, the threshold "
+              f"that keeps {args.reject_at:g}% of the test digits")
     return 0
+
+
+def _mark_rejected(model: LeNet5, config: RunConfig, images: torch.Tensor, rows: list[dict], keep_pct: float,
+                   data_root=None) -> None:
+    """Add to each row its confidence and whether it is rejected at the threshold that keeps keep_pct% of the
+    test digits (repro/rejection.py)."""
+    from .rejection import DEFAULT_CONFIDENCE, confidence, keep_threshold
+
+    lower, j = HEADS[config.model.head].lower_is_better, config.train.map_j
+    kind = DEFAULT_CONFIDENCE[config.model.head]
+    x, _ = split_data(config, "test", data_root)
+    with torch.no_grad():
+        digits = confidence(evaluate(model, x, torch.zeros(len(x), dtype=torch.long), config.loss, j)["outputs"],
+                            lower, kind, j)
+        mine = confidence(model(INPUTS[config.model.input].preprocess(images)), lower, kind, j)
+    threshold = keep_threshold(digits, keep_pct)
+    for row, conf in zip(rows, mine):
+        row.update(confidence=float(conf), confidence_kind=kind, threshold=threshold, rejected=bool(conf < threshold))
+
+
+def reject_percentage(text: str) -> float:
+    """--reject-at: the percentage of test digits to keep, in (0, 100]."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage in (0, 100] (e.g. 99 keeps 99% of the digits)")
+    return value
 
 
 def add_parsers(sub) -> None:
@@ -307,6 +386,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--split", choices=SPLITS, default=None,
                    help="where to measure (default: the split the run reported, test or validation)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
+    p.add_argument("--reject", action="store_true",
+                   help="also the error-reject table (least confident rejected first) and how well the confidence "
+                        "tells digits from non-digits (Fashion-MNIST, letters, noise, blank: AUROC)")
+    p.add_argument("--confidence", choices=("margin", "probability"), default=None,
+                   help="with --reject: the confidence (default: margin for head=rbf, probability for linear)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=cmd_evaluate)
 
@@ -317,5 +401,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                    help="auto (default): invert images whose border is mostly light, as MNIST's digits are light "
                         "on dark; yes; no")
+    p.add_argument("--reject-at", type=reject_percentage, default=None, metavar="PCT",
+                   help="say which images would be rejected at the confidence threshold that keeps PCT%% of the "
+                        "test digits (e.g. 99); needs the test set (--data-root)")
+    p.add_argument("--data-root", default=None, help="with --reject-at: folder holding MNIST/raw/")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     p.set_defaults(func=cmd_predict)

@@ -65,6 +65,7 @@ class RunPaths:
     model = property(lambda self: self.root / "model.pt")
     predictions = property(lambda self: self.root / "test_predictions.json")
     outputs = property(lambda self: self.root / "test_outputs.npz")  # `outputs`: (patterns, 10) float16
+    nondigit_outputs = property(lambda self: self.root / "nondigit_outputs.npz")  # repro/nondigits.py: set -> (N, 10)
     summary = property(lambda self: self.root / "summary.json")
 
 
@@ -215,11 +216,11 @@ def train_seeds(config: RunConfig, seeds: list[int], outs: list, data_root=None,
                                   evaluate_on=cfg.evaluate_on, dataset=cfg.dataset)
         with stop_signals():
             for run in pending:  # alone, never in lockstep (module docstring)
-                _drive([run], data, progress)
+                _drive([run], data, progress, data_root)
     return [r if isinstance(r, dict) else json.loads(r.paths.summary.read_text()) for r in opened]
 
 
-def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
+def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) -> None:
     """Advance runs that stand at the same position to the end of training."""
     config, cfg = runs[0].config, runs[0].config.train
     engine = make_engine(config, data)
@@ -286,7 +287,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool) -> None:
             _stop(live, bar)  # _finish_pass wrote the checkpoint
     bar.close()
     for run in live:
-        _finish_run(run)
+        _finish_run(run, data_root)
 
 
 def _wait_for_stop_signal(timeout_s: float = 60.0) -> None:
@@ -399,9 +400,12 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
     return True
 
 
-def _finish_run(run: Run) -> None:
-    """The final model and summary; the last pass already wrote the test predictions."""
+def _finish_run(run: Run, data_root=None) -> None:
+    """The final model and summary; the last pass already wrote the test predictions and outputs. An MNIST run
+    also keeps its outputs on non-digits (repro/nondigits.py), for the rejection tables."""
     atomic.torch_save({"model": run.model.state_dict(), "config": run.config.to_dict()}, run.paths.model)
+    if run.config.train.dataset == "mnist":
+        write_nondigit_outputs(run.paths.root, run.model, run.config, data_root)
     _write_summary(run, "finished", "", trainable_params=totals(layer_counts(run.model))[0])
 
 
@@ -425,6 +429,25 @@ def outputs_npz(outputs: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, outputs=outputs.detach().to(torch.float16).numpy())
     return buffer.getvalue()
+
+
+def write_nondigit_outputs(run_dir: Path, model: LeNet5, config: RunConfig, data_root=None) -> None:
+    """nondigit_outputs.npz: the model's outputs on each non-digit set, float16 (repro/nondigits.py)."""
+    from .nondigits import nondigit_outputs
+
+    buffer = io.BytesIO()
+    arrays = {name: out.astype(np.float16) for name, out in nondigit_outputs(model, config, data_root).items()}
+    np.savez_compressed(buffer, **arrays)
+    atomic.write_bytes(RunPaths(Path(run_dir)).nondigit_outputs, buffer.getvalue())
+
+
+def read_nondigit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
+    """A run folder's outputs on the non-digit sets, {set: (N, 10) float16}; {} for a run that has none."""
+    path = RunPaths(Path(run_dir)).nondigit_outputs
+    if not path.exists():
+        return {}
+    with np.load(path) as npz:
+        return {name: npz[name] for name in npz.files}
 
 
 def read_outputs(run_dir: Path) -> np.ndarray:

@@ -163,6 +163,12 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
                 if c.name in comparisons)
         atomic.write_text(out, text)
         written.append(out)
+    from .rejection import rejection_report
+    text = rejection_report(results)
+    if text:
+        out = results / "rejection.md"
+        atomic.write_text(out, text)
+        written.append(out)
     from .grids import GRIDS
     # a grid whose runs are gone gets a line saying so, never its old table
     updates = [(tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._"), ablation_markers(name))
