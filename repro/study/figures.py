@@ -520,6 +520,98 @@ def make_grid_figures(out_dir: Path, results: Path) -> list[Path]:
     return paths
 
 
+def error_reject_curves(run_dirs: list[Path]) -> list[tuple[list, list]]:
+    """Each run's error-reject curve from its kept test outputs (head's default confidence)."""
+    import numpy as np
+
+    from ..components import HEADS
+    from ..rejection import DEFAULT_CONFIDENCE, confidence, error_reject_curve
+    from ..train import RunPaths, read_outputs, read_run_config
+
+    curves = []
+    for run_dir in run_dirs:
+        config = read_run_config(run_dir)
+        lower = HEADS[config.model.head].lower_is_better
+        outputs = read_outputs(run_dir).astype(np.float64)
+        labels = np.array(json.loads(RunPaths(run_dir).predictions.read_text())["labels"])
+        predicted = outputs.argmin(1) if lower else outputs.argmax(1)
+        conf = confidence(outputs, lower, DEFAULT_CONFIDENCE[config.model.head], config.train.map_j)
+        curves.append(error_reject_curve(conf, predicted == labels))
+    return curves
+
+
+def plot_error_reject(groups: dict[str, list[Path]], path: Path, max_reject_pct: float = 10.0) -> Path:
+    """Error on the accepted patterns against the share rejected (least confident first), one line per run,
+    one colour per group; the paper's yardstick, 0.5% error, dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, (name, run_dirs) in enumerate(groups.items()):
+        for i, (reject, error) in enumerate(error_reject_curves(run_dirs)):
+            keep = reject <= max_reject_pct
+            ax.plot(reject[keep], error[keep], color=f"C{k}", lw=1, alpha=0.8,
+                    label=f"{name} ({len(run_dirs)} seeds)" if i == 0 else None)
+    ax.axhline(0.5, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("test patterns rejected, % (least confident first)")
+    ax.set_ylabel("error on the accepted patterns, %")
+    ax.set_title("Error-reject curves (confidence: RBF margin, softmax probability)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_rejection_deltas(frame, reference: str, title: str, path: Path) -> Path:
+    """Per swap, its paired Δ (95% CI) in test error's partner metrics: reject share for 0.5% error and each
+    non-digit AUROC (higher AUROC is better, so it is drawn as its negative: left of zero is better for all)."""
+    from ..nondigits import NONDIGIT_SETS
+
+    rows = frame[frame["variant"] != reference]
+    rows = rows[rows["delta_reject_pct_for_0_5pct_error"].notna()] if "delta_reject_pct_for_0_5pct_error" in rows else rows[:0]
+    series = [("rejected for 0.5% error, points", "reject_pct_for_0_5pct_error", 1.0)]
+    series += [(f"-100 x AUROC vs {name}", f"auroc_{name}", -100.0) for name in NONDIGIT_SETS
+               if f"delta_auroc_{name}" in rows and rows[f"delta_auroc_{name}"].notna().any()]
+    fig, ax = plt.subplots(figsize=(8.5, 0.6 * max(1, len(rows)) + 1.8))
+    markers = "osv^D"
+    _dot_whiskers(ax, [(label, [sign * v for v in rows[f"delta_{key}"]],
+                        [abs(sign) * v for v in rows[f"dhalf_{key}"]], markers[k % len(markers)])
+                       for k, (label, key, sign) in enumerate(series)], list(rows["variant"]))
+    ax.set_xlabel("difference from the baseline (paired by seed, 95% CI); left of zero is better")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def make_rejection_figures(out_dir: Path, results: Path) -> list[Path]:
+    """The error-reject curves of the paper preset, its head=linear swap and the modern preset; per grid whose
+    runs kept outputs, each swap's Δ in rejection and AUROC."""
+    from ..train import RunPaths
+    from .ablation import grid_rows, outcome
+    from .grids import GRIDS
+    from .rejection import rejection_table
+
+    def kept(run_dirs):
+        return [d for d in run_dirs if RunPaths(d).outputs.exists()]
+
+    groups = {"paper preset (results/paper_final)": kept(sorted((results / "paper_final").glob("seed*"))),
+              "modern preset (results/modern)": kept(sorted((results / "modern").glob("seed*")))}
+    grid_dir = results / "grids" / "one_at_a_time"
+    if (grid_dir / "runs.jsonl").exists():
+        linear = [grid_dir / r["run_dir"] for r in grid_rows(grid_dir)
+                  if r["variant"] == "head=linear" and outcome(r) == "trained"]
+        groups["paper preset, head=linear (one_at_a_time)"] = kept(linear)
+    groups = {name: dirs for name, dirs in groups.items() if dirs}
+    paths = [plot_error_reject(groups, out_dir / "rejection_curves.png")] if groups else []
+    for name in ("one_at_a_time", "ladder"):
+        grid_dir = results / "grids" / name
+        if not (grid_dir / "runs.jsonl").exists():
+            continue
+        frame = rejection_table(grid_dir, GRIDS[name])
+        if not frame.empty and frame.get("delta_reject_pct_for_0_5pct_error") is not None \
+                and frame["delta_reject_pct_for_0_5pct_error"].notna().any():
+            paths.append(plot_rejection_deltas(frame, GRIDS[name].reference.name,
+                                               f"{name}: rejection and non-digit AUROC, each swap against its "
+                                               f"baseline", out_dir / f"rejection_{name}.png"))
+    return paths
+
+
 def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:
     """Every figure; those that need results are skipped when results/ lacks them."""
     paths = make_static_figures(out_dir)
@@ -529,6 +621,7 @@ def make_all_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]
     paths += make_fig6(out_dir, results)
     paths += make_showcase_figures(out_dir, results, data_root)
     paths += make_fig8(out_dir, results, data_root)
+    paths += make_rejection_figures(out_dir, results)
     grid_paths = make_grid_figures(out_dir, results)
     # an ablation figure of a grid that no longer has the runs it drew would show numbers no committed row gives
     for stale in sorted(set(Path(out_dir).glob("ablation_*.png")) - set(grid_paths)):
