@@ -38,6 +38,17 @@ def thread_count(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    """--seeds: a non-negative integer (a run folder is named seed<N>)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: seeds are integers 0, 1, 2, ...")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -224,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run (resumable); writes config, per-pass log, model, predictions")
     _add_config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>-<config digest>)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=None,
                    help="train these seeds into OUT/seed<N>/ (one after another, never in lockstep)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with the config saved there")
@@ -255,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grid", help="run an ablation grid (repro/study/grids.py): every variant x seed, resumable")
     p.add_argument("name", choices=list(GRIDS), help="which grid (declared in repro/study/grids.py)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=None,
                    help=f"seeds per variant (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
                    help="only these variants, each with the baseline it is compared with (default: all; e.g. "
@@ -279,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "within a margin? (README, Reproducibility)")
     p.add_argument("result_dir", metavar="RESULT_DIR",
                    help="a run folder, or a folder of seed<N>/ runs (e.g. results/paper_final)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds (default: every finished one)")
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=None, help="only these seeds (default: every finished one)")
     p.add_argument("--out", default=None, help="where the new runs go (default: runs/verify/...); resumable")
     p.add_argument("--json", action="store_true", help="one JSON object per seed, then a summary object")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")

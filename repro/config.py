@@ -99,7 +99,7 @@ class TrainConfig:
         for key in ("lr", "mu", "map_j", "distortion_strength"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; must be positive")
-        for key in ("train_size", "hessian_every", "warmup_updates"):
+        for key in ("train_size", "hessian_every", "warmup_updates", "seed"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"invalid value {getattr(self, key)!r} for {key!r}; use 0 for none or a count")
 

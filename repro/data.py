@@ -68,8 +68,9 @@ def _missing_message(root: Path, missing: list[Path], reason: str, dataset: str)
     spec = _dataset(dataset)
     return (f"{spec.title} not found under {root} ({reason}); expected files: "
             f"{', '.join(str(p) for p in missing)}. Fix: point --data-root or the {ENV_VAR} environment variable "
-            f"at a folder holding {spec.folder}/raw/ (e.g. {ENV_VAR}=../shared/data), or run once with internet "
-            f"access so torchvision can download it.")
+            f"at the folder that holds {spec.folder}/raw/ with those four files (e.g. {ENV_VAR}=$HOME/data when they "
+            f"are in $HOME/data/{spec.folder}/raw/), or run once with internet access so torchvision downloads them "
+            f"there.")
 
 
 def _torchvision_class(dataset: str):

@@ -35,6 +35,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -64,7 +65,12 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
 
 
 def model_file(path: str | Path) -> Path:
-    """The model.pt that `path` names: the file itself, or the one in a run folder."""
+    """The model.pt that `path` names: the file itself, the one in a run folder, or, for a name of
+    repro.pretrained.PRETRAINED that is not a path here ("paper"), the network shipped in the package."""
+    from .pretrained import PRETRAINED, weights_file
+
+    if str(path) in PRETRAINED and not Path(path).exists():
+        return weights_file(str(path))
     path = Path(path)
     if path.is_dir():
         paths = RunPaths(path)
@@ -209,22 +215,86 @@ def read_image(spec: str, invert: str = "auto") -> torch.Tensor:
     images file (its name ending in -ubyte or .idx, or either with .gz), e.g.
     $LENET5_DATA/MNIST/raw/t10k-images-idx3-ubyte:0 for the first test digit.
     Colour is converted to 8-bit grayscale. invert: "auto" inverts an image whose border is mostly light
-    (`needs_inversion`), "yes" always, "no" never. An image that is not 28x28 is scaled (aspect kept, Lanczos)
-    to fit 28x28 and padded with background; MNIST's digits fill a 20x20 box centred in that field (Sec. III-A),
-    so crop a photo or scan to the digit with a small margin first, or expect worse predictions."""
-    from PIL import Image, ImageOps
+    (`needs_inversion`), "yes" always, "no" never. MNIST's digits fill a 20x20 box centred in a black 28x28
+    field (Sec. III-A),
+    so any other image is prepared as MNIST's were (`prepare_like_mnist`)."""
+    return read_image_with_notes(spec, invert)[0]
 
+
+def read_image_with_notes(spec: str, invert: str = "auto") -> tuple[torch.Tensor, list[str]]:
+    """`read_image`, and what about the image looked unlike MNIST (`prepare_like_mnist`)."""
     if invert not in INVERT_CHOICES:
         raise ConfigError(f"invalid value {invert!r} for invert; valid choices: {', '.join(INVERT_CHOICES)}")
     entry = IDX_ENTRY.match(spec)
     image = _read_idx_entry(Path(entry["file"]), entry["index"]) if entry else _read_picture(Path(spec))
     if invert == "yes" or (invert == "auto" and needs_inversion(image)):
         image = 255 - image
-    if image.shape != (MNIST_SIZE, MNIST_SIZE):
-        fitted = ImageOps.pad(Image.fromarray(image.numpy()), (MNIST_SIZE, MNIST_SIZE), Image.Resampling.LANCZOS,
-                              color=0)
-        image = torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(MNIST_SIZE, MNIST_SIZE)
-    return image
+    if entry:  # an IDX entry is in MNIST's own format already
+        return image, []
+    return prepare_like_mnist(image)
+
+
+# what an image must look like to be taken as MNIST's own (and left as it is): 28x28 with a black background
+MNIST_BACKGROUND_MAX = 8  # the border's median grey level
+# after the background is removed, grey levels below this share of the ink's are background; this and MIN_PART
+# were chosen on the validation split (experiments/photo_digits.py --tune, results/photo_digits_tuning.jsonl)
+INK_FLOOR = 0.25
+UNLIKE_MNIST_BORDER_SPREAD = 24  # grey levels of spread in the border: a textured or uneven background
+MIN_PART = 0.2  # connected parts of the ink smaller than this share of the largest are specks
+
+
+def prepare_like_mnist(image: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    """A light-on-dark grey image (H, W) made as MNIST's digits were made (LeCun et al. 1998, Sec. III-A), and
+    what about it looked unlike MNIST.
+
+    An image that already is MNIST's (28x28, black background) is returned as it is. Any other: the background
+    (a grey-level opening wider than any stroke) is removed, grey levels below INK_FLOOR of the ink's are set to
+    background and the rest stretched to the full 0-255 range, specks (parts under MIN_PART of the largest) are
+    dropped, and the ink's bounding box is scaled to fit 20x20 keeping its aspect ratio and centred by its centre
+    of mass in 28x28 (repro.nondigits.mnist_centre)."""
+    from .nondigits import mnist_centre
+
+    pixels = image.numpy().astype(np.float64)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    background = float(np.median(border))
+    if pixels.shape == (MNIST_SIZE, MNIST_SIZE) and background <= MNIST_BACKGROUND_MAX:
+        return image, []
+    notes = [f"{pixels.shape[1]}x{pixels.shape[0]}, not 28x28"] if pixels.shape != (MNIST_SIZE, MNIST_SIZE) else []
+    if background > MNIST_BACKGROUND_MAX:
+        notes.append(f"background at grey {background:.0f}, not black")
+    spread = float(np.percentile(border, 90) - np.percentile(border, 10))
+    if spread > UNLIKE_MNIST_BORDER_SPREAD:
+        notes.append(f"uneven or textured background (border spread {spread:.0f} grey levels)")
+    ink = _remove_background(pixels)
+    top = float(ink.max())
+    if top < 64:
+        notes.append(f"low contrast (ink {top:.0f} grey levels above the background)")
+    if top == 0:
+        return torch.zeros(MNIST_SIZE, MNIST_SIZE, dtype=torch.uint8), notes + ["nothing drawn"]
+    floor = INK_FLOOR * top
+    ink = np.where(ink < floor, 0.0, (ink - floor) / (top - floor) * 255.0)
+    return torch.from_numpy(mnist_centre(_main_strokes(ink))), notes
+
+
+def _remove_background(pixels):
+    """The image minus its background, estimated by a grey-level opening wider than any stroke (it erases the
+    strokes and keeps slow changes of the background: a gradient, a shadow, a texture's blotches)."""
+    from scipy import ndimage
+
+    size = max(5, min(pixels.shape) // 4)
+    return np.clip(pixels - ndimage.grey_opening(pixels, size=(size, size)), 0, None)
+
+
+def _main_strokes(ink):
+    """The ink without specks: connected parts smaller than MIN_PART of the largest are background noise."""
+    from scipy import ndimage
+
+    parts, count = ndimage.label(ink > 0)
+    if count <= 1:
+        return ink
+    sizes = ndimage.sum(np.ones_like(ink), parts, index=range(1, count + 1))
+    keep = np.flatnonzero(sizes >= MIN_PART * sizes.max()) + 1
+    return np.where(np.isin(parts, keep), ink, 0.0)
 
 
 @torch.no_grad()
@@ -326,26 +396,53 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """`lenet5 predict MODEL IMAGE...`: one line per image with its class and the ten outputs."""
     model, config = load_model(args.model)
-    images = torch.stack([read_image(spec, args.invert) for spec in args.images])
+    specs = expand_image_specs(args.images)
+    read = [read_image_with_notes(spec, args.invert) for spec in specs]
+    images = torch.stack([image for image, _ in read])
     rows = predict_images(model, config, images)
+    for row, (_, notes) in zip(rows, read):
+        row["unlike_mnist"] = notes
     if args.reject_at is not None:
         _mark_rejected(model, config, images, rows, args.reject_at, args.data_root)
     if args.json:
         print(json.dumps({"model": str(args.model), "head": config.model.head,
-                          "images": [{"image": spec, **row} for spec, row in zip(args.images, rows)]}))
+                          "images": [{"image": spec, **row} for spec, row in zip(specs, rows)]}))
         return 0
     key = "penalties" if "penalties" in rows[0] else "probabilities"
     meaning = "RBF penalties (Eq. 7): lower is better" if key == "penalties" else "softmax probabilities"
-    width = max(len("image"), *(len(spec) for spec in args.images))
+    width = max(len("image"), *(len(spec) for spec in specs))
     print(f"{'image':<{width}}  class  " + " ".join(f"{d:>8}" for d in range(10)) + f"   ({meaning})")
-    for spec, row in zip(args.images, rows):
+    for spec, row in zip(specs, rows):
         verdict = ("" if args.reject_at is None else
                    f"   {'REJECTED' if row['rejected'] else 'accepted'} (confidence {row['confidence']:.3g})")
         print(f"{spec:<{width}}  {row['predicted']:>5}  " + " ".join(f"{v:>8.3g}" for v in row[key]) + verdict)
+    unlike = [(spec, row["unlike_mnist"]) for spec, row in zip(specs, rows) if row["unlike_mnist"]]
+    for spec, notes in unlike:
+        print(f"note: {spec} looks unlike MNIST ({'; '.join(notes)}): prepared as MNIST's digits were (cropped to "
+              f"the ink, scaled to 20x20, centred in 28x28); expect less accuracy than on MNIST")
     if args.reject_at is not None:
         print(f"rejected: confidence ({rows[0]['confidence_kind']}) below {rows[0]['threshold']:.4g}, the threshold "
               f"that keeps {args.reject_at:g}% of the test digits")
     return 0
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def expand_image_specs(specs: list[str]) -> list[str]:
+    """The images to predict: each spec as given, a folder as its image files (by name)."""
+    out = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"{path} is a folder with no image in it ({', '.join(IMAGE_SUFFIXES)}); pass image "
+                                f"files, or a folder that holds some")
+            out += found
+        else:
+            out.append(spec)
+    return out
 
 
 def _mark_rejected(model: LeNet5, config: RunConfig, images: torch.Tensor, rows: list[dict], keep_pct: float,
@@ -382,7 +479,9 @@ def reject_percentage(text: str) -> float:
 def add_parsers(sub) -> None:
     """Add `evaluate` and `predict` to an argparse subparsers object (`lenet5`'s)."""
     p = sub.add_parser("evaluate", help="error, per-class error and confusion matrix of a trained model")
-    p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a finished run's folder, or its model.pt")
+    p.add_argument("model", metavar="RUN_DIR_OR_MODEL",
+                   help="a finished run's folder, its model.pt, or a pretrained network: paper, paper_distortions, "
+                        "modern")
     p.add_argument("--split", choices=SPLITS, default=None,
                    help="where to measure (default: the split the run reported, test or validation)")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")
@@ -395,9 +494,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify images (PNG/JPEG, or IDX entries FILE-ubyte:INDEX)")
-    p.add_argument("model", metavar="MODEL", help="a finished run's folder, or its model.pt")
+    p.add_argument("model", metavar="MODEL",
+                   help="a finished run's folder, its model.pt, or a pretrained network: paper, paper_distortions, "
+                        "modern")
     p.add_argument("images", metavar="IMAGE", nargs="+",
-                   help="image files, or IDX entries such as data/MNIST/raw/t10k-images-idx3-ubyte:0")
+                   help="image files, folders of them, or IDX entries such as "
+                        "data/MNIST/raw/t10k-images-idx3-ubyte:0")
     p.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                    help="auto (default): invert images whose border is mostly light, as MNIST's digits are light "
                         "on dark; yes; no")

@@ -132,7 +132,8 @@ class Run:
         atomic.torch_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                            "rng": torch.get_rng_state(), "pass": self.pass_index, "step": self.step,
                            "loss_sum": self.loss_sum, "step_stats": self.step_stats, "log": self.log,
-                           "elapsed": self.wall(), "phases": self.clock.spent}, self.paths.checkpoint)
+                           "elapsed": self.wall(), "phases": self.clock.spent,
+                           "threads": torch.get_num_threads()}, self.paths.checkpoint)
 
 
 def _check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:
@@ -175,10 +176,16 @@ def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
             run.pass_index, run.step, run.log = state["pass"], state["step"], state["log"]
             run.elapsed, run.loss_sum, run.step_stats = state["elapsed"], state["loss_sum"], state["step_stats"]
             run.clock = PhaseClock(state.get("phases"))  # checkpoints written before phases were timed have none
+            saved_threads = state.get("threads")
         except Exception as exc:  # noqa: BLE001 - any unreadable or foreign checkpoint gets the same advice
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunError(f"cannot resume from {paths.checkpoint} ({reason[:160]}); restore the file, or delete it "
                            f"to train this run again from the start") from None
+        if saved_threads is not None and saved_threads != torch.get_num_threads():
+            # another thread count rounds differently: the resumed run would not be the run that was stopped
+            raise RunError(f"{paths.root} trained with {saved_threads} thread(s) and would resume with "
+                           f"{torch.get_num_threads()}; resume with --threads {saved_threads}, so that it continues "
+                           f"bit for bit as the run that was stopped")
     return run
 
 

@@ -161,6 +161,10 @@ def one_line_error(result, code: int, *fragments: str, prog: str = "lenet5") -> 
     (["counts", "--set", "c3=full", "nokey=1"], "unknown config key 'nokey'"),
     (["counts", "--set", "c3=diagonal"], "c3"),
     (["train", "--preset", "nosuch"], "invalid choice: 'nosuch'"),
+    (["train", "--seeds", "-1"], "'-1' is not a seed"),
+    (["grid", "ladder", "--seeds", "0", "-3", "--dry-run"], "'-3' is not a seed"),
+    (["counts", "--set", "seed=-1"], "invalid value -1 for 'seed'"),
+    (["verify", "results/paper_final", "--seeds", "x"], "'x' is not a seed"),
 ])
 def test_bad_command_lines_are_one_line_with_exit_code_2(args, fragment):
     one_line_error(lenet5(*args), ConfigError.exit_code, fragment)

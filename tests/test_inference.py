@@ -17,7 +17,7 @@ from repro.config import run_config
 from repro.data import ENV_VAR, RAW_FILES, load_raw
 from repro.errors import ConfigError, DataError, RunError
 from repro.inference import (add_parsers, evaluate_model, load_model, needs_inversion, predict_images,
-                             read_image)
+                             read_image, read_image_with_notes)
 from repro.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_cli_predict(tiny_run):
     idx_file = root / "MNIST" / "raw" / RAW_FILES[("test", "images")]
     specs = [f"{idx_file}:0", f"{idx_file}:7"]
     lines = run_cli(["predict", str(run_dir), *specs]).splitlines()
-    assert len(lines) == 3 and "probabilities" in lines[0]
+    assert len(lines) == 3 and "probabilities" in lines[0]  # IDX entries are MNIST's format: no note
     for spec, line in zip(specs, lines[1:]):
         assert line.startswith(spec) and len(line.split()) == 12  # image, class, ten probabilities
     data = json.loads(run_cli(["predict", str(run_dir / "model.pt"), *specs, "--invert", "no", "--json"]))
@@ -216,8 +216,11 @@ def test_auto_inversion_and_image_errors(tmp_path):
     assert not needs_inversion(digit) and needs_inversion(255 - digit)
     dark_on_light = write_png(tmp_path / "one.png", 255 - digit)
     assert torch.equal(read_image(str(dark_on_light)), digit)
-    assert torch.equal(read_image(str(dark_on_light), invert="no"), 255 - digit)
-    assert torch.equal(read_image(str(write_png(tmp_path / "light.png", digit)), invert="yes"), 255 - digit)
+    assert torch.equal(read_image(str(dark_on_light), invert="yes"), digit)
+    # not inverted, dark ink on a light field has no light ink to find: an empty field, and a note that says why
+    image, notes = read_image_with_notes(str(dark_on_light), invert="no")
+    assert not image.any() and "background at grey 255, not black" in notes and "nothing drawn" in notes
+    assert torch.equal(read_image(str(write_png(tmp_path / "light.png", digit)), invert="no"), digit)
     transparent = Image.new("RGBA", (28, 28), (0, 0, 0, 0))  # dark ink drawn on a transparent canvas
     transparent.paste((0, 0, 0, 255), (12, 6, 16, 22))
     transparent.save(tmp_path / "drawn.png")
@@ -231,6 +234,26 @@ def test_auto_inversion_and_image_errors(tmp_path):
     assert "cannot read image" in one_line(exc)
     with pytest.raises(ConfigError):
         read_image(str(dark_on_light), invert="maybe")
+
+
+def test_a_photo_like_digit_is_prepared_as_mnist_and_noted(tmp_path):
+    digit = torch.zeros(28, 28, dtype=torch.uint8)
+    digit[6:22, 12:16] = 255
+    photo = Image.new("RGB", (60, 90), (200, 200, 200))  # a red bar on light grey, off centre
+    photo.paste((200, 30, 30), (8, 10, 20, 70))
+    photo.save(tmp_path / "photo.jpg", quality=85)
+    image, notes = read_image_with_notes(str(tmp_path / "photo.jpg"))
+    rows, cols = image.nonzero()[:, 0], image.nonzero()[:, 1]
+    assert rows.max() - rows.min() + 1 == 20 and image.max() >= 200 and image[0].sum() == 0
+    assert abs(float(cols.float().mean()) - 13.5) <= 1.0  # centred
+    assert any("not 28x28" in n for n in notes)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_png(folder / "a.png", digit), write_png(folder / "b.png", digit)
+    from repro.inference import expand_image_specs
+    assert expand_image_specs([str(folder)]) == [str(folder / "a.png"), str(folder / "b.png")]
+    with pytest.raises(DataError, match="a folder with no image in it"):
+        expand_image_specs([str(tmp_path / "empty")] if (tmp_path / "empty").mkdir() is None else [])
 
 
 def test_model_file_errors(tiny_run, tmp_path):

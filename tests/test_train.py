@@ -233,3 +233,22 @@ def test_the_engines_train_as_the_reference_does(tiny_mnist, tmp_path, engine, p
     assert len(log) == len(ref_log) == TINY["epochs"]
     for ours, theirs in zip(log, ref_log):
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+
+
+def test_a_run_resumes_only_with_the_thread_count_it_trained_with(tiny_mnist, tmp_path):
+    """Another thread count rounds differently, so the resumed run would not be the run that was stopped."""
+    config = run_config("paper", TINY)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(config, tmp_path / "run", data_root=tiny_mnist, progress=False)
+        (tmp_path / "run" / "summary.json").unlink()  # as if it had stopped after its last checkpoint
+        torch.set_num_threads(2)
+        with pytest.raises(RunError, match=r"trained with 1 thread\(s\) and would resume with 2; resume with "
+                                           r"--threads 1"):
+            train(config, tmp_path / "run", data_root=tiny_mnist, resume=True, progress=False)
+        torch.set_num_threads(1)
+        assert train(config, tmp_path / "run", data_root=tiny_mnist, resume=True, progress=False)["status"] == \
+            "finished"
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,64 @@
+"""The networks shipped in the package (repro/pretrained.py), torch.hub's entry point, and preset names where the
+commands take a model file."""
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import repro
+from repro.cli import main
+from repro.pretrained import PRETRAINED, WEIGHTS_DIR, manifest, weights_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_each_shipped_network_is_its_result_folders_median_seed(name):
+    entry = manifest()[name]
+    assert hashlib.sha256(weights_file(name).read_bytes()).hexdigest() == entry["sha256"]
+    source = ROOT / entry["source"]
+    shipped, committed = torch.load(weights_file(name))["model"], torch.load(source)["model"]
+    assert all(torch.equal(shipped[k], committed[k]) for k in committed)
+    errors = sorted(entry["their_test_errors_pct"])
+    assert entry["final_test_error_pct"] == pytest.approx(errors[(len(errors) - 1) // 2])
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_pretrained_gives_a_ready_network_with_its_config(name):
+    model = repro.pretrained(name)
+    assert not model.training and model.run_config.train.seed == manifest()[name]["seed"]
+    x = torch.zeros(2, 1, model.input_size, model.input_size)
+    assert model(x).shape == (2, 10)
+
+
+def test_an_unknown_name_is_one_line():
+    with pytest.raises(repro.ConfigError, match="unknown pretrained network 'lenet7'; valid: paper"):
+        repro.pretrained("lenet7")
+
+
+def test_torch_hub_loads_it_from_a_local_clone():
+    model = torch.hub.load(str(ROOT), "lenet5", source="local", preset="modern")
+    assert not model.training and model.run_config.model.head == "linear"
+    fresh = torch.hub.load(str(ROOT), "lenet5", source="local", preset="paper", pretrained=False)
+    assert fresh.run_config.model.head == "rbf"
+    assert not torch.equal(fresh.c1[0].weight, repro.pretrained("paper").c1[0].weight)
+
+
+def test_a_preset_name_stands_for_a_model_file(real_data_root, capsys):
+    assert main(["evaluate", "paper", "--data-root", str(real_data_root), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["error_pct"] == pytest.approx(manifest()["paper"]["final_test_error_pct"])
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_weights(tmp_path):
+    """A non-editable install (`pip install .`) includes them: the wheel pip builds holds every shipped file."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert {f"repro/weights/{p.name}" for p in WEIGHTS_DIR.iterdir()} <= set(names)
