@@ -10,6 +10,7 @@ so a truncated or corrupt file gives a clear error.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import os
 from dataclasses import dataclass
@@ -73,6 +74,26 @@ def _missing_message(root: Path, missing: list[Path], reason: str, dataset: str)
             f"there.")
 
 
+def _unpack_gzipped(root: Path, missing: list[Path], dataset: str) -> None:
+    """Decompress FILE.gz beside each missing FILE, or in the data root itself (where a download from MNIST's own
+    site leaves them), into <root>/<folder>/raw/, where torchvision reads them."""
+    for path in missing:
+        packed = next((p for p in (path.with_name(path.name + ".gz"), root / (path.name + ".gz")) if p.is_file()),
+                      None)
+        if packed is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(packed, "rb") as source:
+                data = source.read()
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"found {packed} but cannot unpack it into {path} ({exc}); unpack it there with "
+                            f"gunzip, or point --data-root at a writable copy of {root}") from None
+
+
 def _torchvision_class(dataset: str):
     import torchvision.datasets
 
@@ -115,6 +136,9 @@ def load_raw(data_root=None, split: str = "train", download: bool = True,
     root = resolve_root(data_root)
     paths = raw_paths(root, dataset)
     missing = [p for p in paths.values() if not p.is_file()]
+    if missing:
+        _unpack_gzipped(root, missing, dataset)  # the four .gz files as MNIST's own site serves them
+        missing = [p for p in paths.values() if not p.is_file()]
     if missing:
         reason = _try_download(root, dataset) if download else "download not attempted"
         missing = [p for p in paths.values() if not p.is_file()]

@@ -133,3 +133,19 @@ def test_real_fashion_mnist(real_data_root):
     d = load_mnist("32", real_data_root, download=False, dataset="fashion_mnist")
     assert d.train_x.shape == (60_000, 1, 32, 32) and d.test_x.shape == (10_000, 1, 32, 32)
     assert torch.bincount(d.train_y).tolist() == [6000] * 10  # Fashion-MNIST is balanced
+
+
+def test_a_data_root_of_the_four_gz_files_is_read(tmp_path):
+    """As MNIST's own site serves them: FILE.gz in the data root (or in MNIST/raw/), unpacked where torchvision
+    reads them."""
+    import gzip
+
+    from repro.data import load_raw
+    source = make_mnist(tmp_path / "plain", 20, 10)
+    packed_root = tmp_path / "packed"
+    packed_root.mkdir()
+    for name in RAW_FILES.values():
+        (packed_root / f"{name}.gz").write_bytes(gzip.compress((source / "MNIST" / "raw" / name).read_bytes()))
+    images, labels = load_raw(packed_root, "train", download=False)
+    expected, expected_labels = load_raw(source, "train", download=False)
+    assert torch.equal(images, expected) and torch.equal(labels, expected_labels)
