@@ -161,10 +161,6 @@ def one_line_error(result, code: int, *fragments: str, prog: str = "lenet5") -> 
     (["counts", "--set", "c3=full", "nokey=1"], "unknown config key 'nokey'"),
     (["counts", "--set", "c3=diagonal"], "c3"),
     (["train", "--preset", "nosuch"], "invalid choice: 'nosuch'"),
-    (["train", "--seeds", "-1"], "'-1' is not a seed"),
-    (["grid", "ladder", "--seeds", "0", "-3", "--dry-run"], "'-3' is not a seed"),
-    (["counts", "--set", "seed=-1"], "invalid value -1 for 'seed'"),
-    (["verify", "results/paper_final", "--seeds", "x"], "'x' is not a seed"),
 ])
 def test_bad_command_lines_are_one_line_with_exit_code_2(args, fragment):
     one_line_error(lenet5(*args), ConfigError.exit_code, fragment)
@@ -270,3 +266,19 @@ def test_evaluate_and_predict_as_commands(real_data_root):
     assert [line.split()[1] for line in result.stdout.splitlines()[1:]] == ["7", "2", "1"]  # the labels
     one_line_error(lenet5("predict", str(run.parent / "nosuch"), digits[0]), RunError.exit_code, "does not exist")
     one_line_error(lenet5("predict", str(run), digits[0][:-1] + "99999"), DataError.exit_code, "out of range")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--seeds", "-1"], "'-1' is not a seed"),
+    (["grid", "ladder", "--seeds", "0", "-3", "--dry-run"], "'-3' is not a seed"),
+    (["counts", "--set", "seed=-1"], "invalid value -1 for 'seed'"),
+    (["verify", "results/paper_final", "--seeds", "x"], "'x' is not a seed"),
+])
+def test_a_negative_or_non_integer_seed_is_one_line_with_exit_code_2(args, fragment, capsys):
+    from repro.cli import main
+    try:
+        code = main(args)
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and fragment in err[0], err
