@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "within a margin? (README, Reproducibility)")
     p.add_argument("result_dir", metavar="RESULT_DIR",
                    help="a run folder, or a folder of seed<N>/ runs (e.g. results/paper_final)")
-    p.add_argument("--seeds", type=seed_value, nargs="+", default=None, help="only these seeds (default: every finished one)")
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=None,
+                   help="only these seeds (default: every finished one)")
     p.add_argument("--out", default=None, help="where the new runs go (default: runs/verify/...); resumable")
     p.add_argument("--json", action="store_true", help="one JSON object per seed, then a summary object")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw/ (default: $LENET5_DATA or ./data)")

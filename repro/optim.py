@@ -6,8 +6,8 @@ out of stacked (S, ...) tensors for S runs in lockstep; `scalars` gives the per-
 (so a compiled step is not recompiled when they change); `update` applies one update to stacked parameters.
 The online update follows torch.optim's own formulas, so both engines compute the same thing.
 
-Every torch optimizer here has `prepare(model, x, y, loss, compiled=False) -> dict`, called before each pass with a sample of
-training patterns, so the loop needs no optimizer-specific branches: SDLM re-estimates its Hessian there
+Every torch optimizer here has `prepare(model, x, y, loss, compiled=False) -> dict`, called before each pass with a
+sample of training patterns, so the loop needs no optimizer-specific branches: SDLM re-estimates its Hessian there
 (App. C), the modern optimizers do nothing.
 """
 from __future__ import annotations

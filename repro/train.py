@@ -1,11 +1,14 @@
 """Training (Sec. III-B): runs of a RunConfig, resumable, with a JSON line per pass.
 
 A run folder holds config.json, log.jsonl (one line per pass), test_predictions.json and test_outputs.npz (the
-network's 10 outputs per test pattern, RBF penalties or logits, in float16; both of the latest pass), checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt
-and summary.json. The summary records where the wall time went (`phases_s`, repro/phases.py) and what made the
-run: the code's commit and the machine (repro/provenance.py).
+network's 10 outputs per test pattern, RBF penalties or logits, in float16; both of the latest pass),
+checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt,
+nondigit_outputs.npz (MNIST runs: the outputs on repro/nondigits.py's sets) and summary.json. The summary records
+where the wall time went (`phases_s`, repro/phases.py) and what made the run: the code's commit and the machine
+(repro/provenance.py).
 `resume=True` continues from the checkpoint; the result is bit-for-bit that of an uninterrupted run (the data
-order of each pass is a function of the seed and the pass, and the checkpoint holds every other state).
+order of each pass is a function of the seed and the pass, and the checkpoint holds every other state), which is
+why a resume with another thread count than the checkpoint's is refused.
 Only the `wall_s` fields differ. A run whose loss becomes NaN or infinite stops as `diverged`, keeping the
 last good checkpoint.
 

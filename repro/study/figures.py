@@ -564,7 +564,8 @@ def plot_rejection_deltas(frame, reference: str, title: str, path: Path) -> Path
     from ..nondigits import NONDIGIT_SETS
 
     rows = frame[frame["variant"] != reference]
-    rows = rows[rows["delta_reject_pct_for_0_5pct_error"].notna()] if "delta_reject_pct_for_0_5pct_error" in rows else rows[:0]
+    key = "delta_reject_pct_for_0_5pct_error"
+    rows = rows[rows[key].notna()] if key in rows else rows[:0]
     series = [("rejected for 0.5% error, points", "reject_pct_for_0_5pct_error", 1.0)]
     series += [(f"-100 x AUROC vs {name}", f"auroc_{name}", -100.0) for name in NONDIGIT_SETS
                if f"delta_auroc_{name}" in rows and rows[f"delta_auroc_{name}"].notna().any()]
