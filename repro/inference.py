@@ -204,8 +204,12 @@ def _read_picture(file: Path) -> torch.Tensor:
 def needs_inversion(image: torch.Tensor) -> bool:
     """The `auto` rule: MNIST's digits are light on a dark background, so an image whose one-pixel border is
     mostly light (more than half its pixels at 128 or above) is taken to be dark on light and is inverted."""
-    border = torch.cat([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
-    return bool((border >= 128).double().mean() > 0.5)
+    return bool((border_pixels(image) >= 128).double().mean() > 0.5)
+
+
+def border_pixels(image: torch.Tensor) -> torch.Tensor:
+    """The one-pixel border of an (H, W) image, each pixel once: where its background shows."""
+    return torch.cat([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
 
 
 def read_image(spec: str, invert: str = "auto") -> torch.Tensor:
@@ -255,7 +259,7 @@ def prepare_like_mnist(image: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     from .nondigits import mnist_centre
 
     pixels = image.numpy().astype(np.float64)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    border = border_pixels(image).numpy().astype(np.float64)
     background = float(np.median(border))
     if pixels.shape == (MNIST_SIZE, MNIST_SIZE) and background <= MNIST_BACKGROUND_MAX:
         return image, []
@@ -334,8 +338,8 @@ def reject_report(model: LeNet5, config: RunConfig, split_result: dict, data_roo
     measured, its error at REJECT_TABLE_PCT rejected, and per non-digit set (all 10,000 Fashion-MNIST test images)
     the AUROC of telling the digits from it and the share accepted at the threshold that keeps 99% of the digits."""
     from .nondigits import nondigit_outputs
-    from .rejection import (DEFAULT_CONFIDENCE, accepted_share, auroc, confidence, error_at_reject,
-                            error_reject_curve, keep_threshold, rejection_summary)
+    from .rejection import (DEFAULT_CONFIDENCE, confidence, error_at_reject, error_reject_curve, nondigit_summary,
+                            rejection_summary)
 
     lower, j = HEADS[config.model.head].lower_is_better, config.train.map_j
     kind = kind or DEFAULT_CONFIDENCE[config.model.head]
@@ -344,12 +348,11 @@ def reject_report(model: LeNet5, config: RunConfig, split_result: dict, data_roo
     summary = rejection_summary(outputs, labels, lower, kind, j)
     digits = confidence(outputs, lower, kind, j)
     curve = error_reject_curve(digits, model.predict(torch.as_tensor(outputs)).numpy() == labels)
-    threshold = keep_threshold(digits)
-    others = {name: confidence(out, lower, kind, j)
-              for name, out in nondigit_outputs(model, config, data_root, fashion=None).items()}
+    others = nondigit_summary(digits, {name: confidence(out, lower, kind, j) for name, out in
+                                       nondigit_outputs(model, config, data_root, fashion=None).items()})
     return {**summary, "curve": {f"{p:g}": error_at_reject(curve, p) for p in REJECT_TABLE_PCT},
-            "auroc": {name: auroc(digits, conf) for name, conf in others.items()},
-            "accepted_pct_at_99pct_digits": {name: accepted_share(conf, threshold) for name, conf in others.items()}}
+            "auroc": {name: m["auroc"] for name, m in others.items()},
+            "accepted_pct_at_99pct_digits": {name: m["accepted_pct"] for name, m in others.items()}}
 
 
 def cmd_evaluate(args) -> int:

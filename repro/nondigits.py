@@ -11,6 +11,7 @@ committed, and their digests are tested (tests/test_rejection.py).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def font_path() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
 
+@functools.lru_cache(maxsize=1)  # every finished run is shown them: drawn once per process
 def letters() -> torch.Tensor:
     """A-Z, each at every stroke width and rotation, centred as MNIST: (26 x 3 x 3, 28, 28) uint8."""
     from PIL import Image, ImageDraw, ImageFont
@@ -73,6 +75,7 @@ def letters() -> torch.Tensor:
     return torch.from_numpy(np.stack(images))
 
 
+@functools.lru_cache(maxsize=1)
 def noise(n_each: int = 300, seed: int = NOISE_SEED) -> torch.Tensor:
     """Uniform pixel noise, then Gaussian noise blurred into blobs (sigma 1.5 pixels, stretched to 0..255)."""
     from scipy import ndimage

@@ -97,6 +97,14 @@ def accepted_share(conf, threshold: float) -> float:
     return 100.0 * float(np.mean(np.asarray(conf, dtype=np.float64) >= threshold))
 
 
+def nondigit_summary(digit_conf, others: dict) -> dict[str, dict[str, float]]:
+    """Per non-digit set ({name: its confidences}): the AUROC of telling the digits from it, and the share of it
+    accepted at the threshold that keeps KEEP_DIGITS_PCT of the digits."""
+    threshold = keep_threshold(digit_conf)
+    return {name: {"auroc": auroc(digit_conf, conf), "accepted_pct": accepted_share(conf, threshold)}
+            for name, conf in others.items()}
+
+
 def rejection_summary(outputs, labels, lower_is_better: bool, kind: str, j: float = 0.1) -> dict:
     """The error-reject numbers of one network on one labelled set."""
     outputs = np.asarray(outputs, dtype=np.float64)

@@ -20,8 +20,7 @@ import pandas as pd
 
 from ..components import HEADS
 from ..nondigits import FASHION_KEPT, NONDIGIT_SETS
-from ..rejection import (DEFAULT_CONFIDENCE, KEEP_DIGITS_PCT, accepted_share, auroc, confidence, keep_threshold,
-                         rejection_summary)
+from ..rejection import DEFAULT_CONFIDENCE, KEEP_DIGITS_PCT, confidence, nondigit_summary, rejection_summary
 from ..train import RunPaths, read_nondigit_outputs, read_outputs, read_run_config
 from .ablation import grid_rows, outcome, plus_minus
 from .stats import holm, mean_ci, paired_delta
@@ -48,12 +47,10 @@ def run_rejection(run_dir: Path, kind: str | None = None) -> dict | None:
     outputs = read_outputs(run_dir).astype(np.float64)
     labels = json.loads(RunPaths(run_dir).predictions.read_text())["labels"]
     metrics = rejection_summary(outputs, labels, lower, kind, j)
-    digits = confidence(outputs, lower, kind, j)
-    threshold = keep_threshold(digits)
-    for name, other in read_nondigit_outputs(run_dir).items():
-        conf = confidence(other.astype(np.float64), lower, kind, j)
-        metrics[f"auroc_{name}"] = auroc(digits, conf)
-        metrics[f"accepted_pct_{name}"] = accepted_share(conf, threshold)
+    others = {name: confidence(other.astype(np.float64), lower, kind, j)
+              for name, other in read_nondigit_outputs(run_dir).items()}
+    for name, m in nondigit_summary(confidence(outputs, lower, kind, j), others).items():
+        metrics[f"auroc_{name}"], metrics[f"accepted_pct_{name}"] = m["auroc"], m["accepted_pct"]
     return metrics
 
 
