@@ -8,14 +8,16 @@ dependencies = ["torch", "torchvision", "scipy", "numpy"]
 
 
 def lenet5(preset: str = "paper", pretrained: bool = True):
-    """LeNet-5 of a preset (paper, paper_distortions, modern): trained (in eval mode, with `run_config`) or,
-    with pretrained=False, freshly initialised as training would start it."""
-    from repro.config import run_config
+    """LeNet-5 by the name of a shipped network (paper, paper_distortions, modern, ladder_best; repro.pretrained):
+    trained (in eval mode, with `run_config`) or, with pretrained=False, its architecture freshly initialised
+    as training would start it (for a preset, the preset's own config)."""
+    from repro.config import PRESETS, run_config
     from repro.model import build_model
     from repro.pretrained import pretrained as load_pretrained
 
     if pretrained:
         return load_pretrained(preset)
-    model = build_model(run_config(preset))
-    model.run_config = run_config(preset)
+    config = run_config(preset) if preset in PRESETS else load_pretrained(preset).run_config
+    model = build_model(config)
+    model.run_config = config
     return model

@@ -7,7 +7,7 @@ without --address does), with the cluster's start-up timed apart. Run it on an o
 
     python -m experiments.ray_overhead --data-root ../shared/data
 
-Writes results/ray_overhead.json (README, "A grid on a Ray cluster").
+Writes results/ray_overhead.json (docs/ablation.md, "A grid on a Ray cluster").
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ cheap length, in the same folder.
 
 Rows: results/screens/step_sizes/GRID_pPASSES/runs.jsonl (resumable like `lenet5 grid`). The choice (lowest
 validation error after the last pass, mean over the seeds screened; a diverged run counts as worst) goes into
-repro/study/grids.py's STEP_SIZES by hand, and tests/test_grid.py checks it against these rows.
+repro/study/grids.py's STEP_SIZES by hand, and tests/test_step_size_screen.py checks it against these rows.
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     elif config.train.batch_size == 1 and (args.seeds is None or len(args.seeds) == 1):
-        # measured (README, Speed): one-pattern updates run faster on one thread; run two such jobs on 2 cores
+        # measured (docs/speed.md): one-pattern updates run faster on one thread; run two such jobs on 2 cores
         torch.set_num_threads(1)
     out = Path(args.out or f"runs/{args.preset or 'paper'}-{config.digest()}")
     args.resolved_out = out
@@ -207,10 +207,29 @@ def cmd_verify(args) -> int:
     return NOT_REPRODUCED if summary["verdict"] == "different" else 0
 
 
+def results_folder(text: str) -> Path:
+    """--results of report and figures: a folder of committed results, which must exist (an empty table from a
+    mistyped path would look like a result)."""
+    from .errors import ConfigError
+
+    path = Path(text)
+    if not path.is_dir():
+        raise ConfigError(f"--results {text}: no such folder; run from the repository root (results/ is there) "
+                          f"or pass --results DIR")
+    return path
+
+
 def cmd_report(args) -> int:
+    from .errors import ConfigError
+    from .study.docs import documents
     from .study.report import write_reports
 
-    for path in write_reports(Path(args.results), Path(args.readme)):
+    pages = [Path(p) for p in args.docs] if args.docs else documents(Path("."))
+    missing = [str(p) for p in pages if not p.is_file()]
+    if missing:
+        raise ConfigError(f"--docs: no such page {missing[0]}; pass Markdown files that exist (default: README.md "
+                          f"and docs/*.md)")
+    for path in write_reports(results_folder(args.results), pages, parser=build_parser()):
         print(path)
     return 0
 
@@ -218,7 +237,7 @@ def cmd_report(args) -> int:
 def cmd_figures(args) -> int:
     from .study.figures import make_all_figures
 
-    for path in make_all_figures(Path(args.out), Path(args.results), args.data_root):
+    for path in make_all_figures(Path(args.out), results_folder(args.results), args.data_root):
         print(path)
     return 0
 
@@ -287,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("verify", help="retrain committed runs with their own config: bit-identical, or equivalent "
-                                      "within a margin? (README, Reproducibility)")
+                                      "within a margin? (docs/reproduction.md)")
     p.add_argument("result_dir", metavar="RESULT_DIR",
                    help="a run folder, or a folder of seed<N>/ runs (e.g. results/paper_final)")
     p.add_argument("--seeds", type=seed_value, nargs="+", default=None,
@@ -299,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per run (default: each committed run's own, from its summary.json)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("report", help="tables from committed results: results/reproduction.md and the README's")
+    p = sub.add_parser("report", help="tables from committed results: results/*.md and the generated blocks of "
+                                      "README.md and docs/")
     p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--readme", default="README.md", help="README whose marked table is refreshed")
+    p.add_argument("--docs", "--readme", nargs="+", default=None, metavar="PAGE",
+                   help="the pages whose marked blocks are refreshed (default: README.md and docs/*.md)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")

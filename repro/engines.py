@@ -19,10 +19,10 @@ from .components import LOSSES
 from .config import RunConfig
 from .data import MNISTTensors
 
-# auto: compile only when a group has enough updates to pay back the compile time (README, Speed)
+# auto: compile only when a group has enough updates to pay back the compile time (docs/speed.md)
 COMPILE_MIN_UPDATES = 20_000
 # auto: at this batch size and above, the reference loop's oneDNN convolutions beat the online engine's
-# unfold + matmul (README, Speed)
+# unfold + matmul (docs/speed.md)
 REFERENCE_MIN_BATCH = 16
 
 

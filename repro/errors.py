@@ -1,4 +1,4 @@
-"""The project's errors and the exit code each gives on the command line (the README lists them: a test checks).
+"""The project's errors and the exit code each gives on the command line (docs/cli.md lists them, written there by `lenet5 report`).
 
 Each error's message is one line that names the problem and the fix; `lenet5` prints it as
 `lenet5: error: <message>` and exits with the error's code, with no traceback.
@@ -50,7 +50,7 @@ class Interrupted(KeyboardInterrupt):
 GRID_RUNS_FAILED = 6  # `lenet5 grid` finished, but some runs failed (their rows say why; rerunning retries them)
 NOT_REPRODUCED = 7  # `lenet5 verify` finished, and the new runs differ from the committed ones by more than its margin
 
-# exit code -> meaning, for the README's table (tests/test_cli.py checks that the README lists each)
+# exit code -> meaning, for docs/cli.md's table (tests/test_cli.py checks that the page lists each)
 EXIT_CODES = {
     0: "success",
     ConfigError.exit_code: "bad command line or config: unknown key or value, impossible combination, thread "
@@ -68,7 +68,7 @@ EXIT_CODES = {
 
 
 def exit_code_table() -> str:
-    """EXIT_CODES as the README's Markdown table."""
+    """EXIT_CODES as docs/cli.md's Markdown table."""
     return "\n".join(["| exit code | meaning |", "|---|---|"] + [f"| {c} | {m} |" for c, m in EXIT_CODES.items()])
 
 

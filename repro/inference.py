@@ -85,8 +85,8 @@ def model_file(path: str | Path) -> Path:
         raise RunError(f"{path} is not a run folder (it holds no model.pt); pass a finished run's folder{example}, "
                        f"or its model.pt")
     if not path.is_file():
-        raise RunError(f"{path} does not exist; pass a run folder with model.pt or the model.pt a finished run "
-                       f"wrote")
+        raise RunError(f"{path} does not exist; pass a run folder with model.pt, the model.pt a finished run "
+                       f"wrote, or a pretrained network's name ({', '.join(PRETRAINED)})")
     return path
 
 

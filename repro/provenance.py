@@ -2,7 +2,7 @@
 
 Online training turns rounding into a trajectory: the same config and seed give the same numbers bit for bit
 only with the same code on the same kind of machine (CPU model and the instruction set torch dispatches to);
-elsewhere they agree statistically (README, Reproducibility). These fields say which case a comparison is.
+elsewhere they agree statistically (docs/reproduction.md). These fields say which case a comparison is.
 """
 from __future__ import annotations
 

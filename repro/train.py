@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -48,11 +49,6 @@ from .optim import lr_for_pass, make_optimizer, set_lr
 from .phases import PhaseClock
 from .provenance import provenance
 
-# Test hooks: exit abruptly (like a kill) right after this global step, to test resuming; or, after it, wait
-# (up to a minute) for a stop signal, to test Ctrl-C at a known position.
-EXIT_AT_STEP_ENV = "LENET5_TEST_EXIT_AT_STEP"
-WAIT_AT_STEP_ENV = "LENET5_TEST_WAIT_AT_STEP"
-WAIT_ONCE_FILE_ENV = "LENET5_TEST_WAIT_ONCE_FILE"
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
 
@@ -70,6 +66,29 @@ class RunPaths:
     outputs = property(lambda self: self.root / "test_outputs.npz")  # `outputs`: (patterns, 10) float16
     nondigit_outputs = property(lambda self: self.root / "nondigit_outputs.npz")  # repro/nondigits.py: set -> (N, 10)
     summary = property(lambda self: self.root / "summary.json")
+
+
+@dataclass(frozen=True)
+class StepHook:
+    """A seam for tests: `action()` is called when a run has made `update` updates in all (pass_index *
+    steps_per_pass + step), after the loop's divergence check and checkpoint there and before it looks for a
+    stop signal. The loop ends a stretch of updates at that point, so the call comes at exactly that update.
+    Production installs none; tests do (`install_step_hook`, from the driver scripts in tests/helpers/) to kill a
+    run abruptly where a resume must be bit for bit, or to hold it still until a signal arrives."""
+
+    update: int
+    action: Callable[[], None]
+
+
+_step_hook: StepHook | None = None
+
+
+def install_step_hook(hook: StepHook | None) -> None:
+    """Call `hook` in every run this process trains from now on (None: no hook). Process-wide rather than an
+    argument, because the runs that tests stop live in other processes: a `lenet5` command, a grid's pool
+    workers, Ray workers, each of which installs the hook where it starts."""
+    global _step_hook
+    _step_hook = hook
 
 
 def _stream_seed(seed: int, pass_index: int, stream: int) -> int:
@@ -236,8 +255,7 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) 
     engine = make_engine(config, data)
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / cfg.batch_size)
-    exit_at = int(os.environ.get(EXIT_AT_STEP_ENV, -1))
-    wait_at = int(os.environ.get(WAIT_AT_STEP_ENV, -1))
+    hook = _step_hook
     compiled = compiled_phases(config, n, len(data.test_y))
     for run in runs:
         run.started = time.perf_counter() - run.elapsed
@@ -268,9 +286,8 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) 
                 end = min(end, _next_multiple(step, warmup_block(cfg.warmup_updates)))
                 for run in live:
                     set_lr(run.optimizer, lr_for_pass(cfg, 0) * warmup_factor(step, cfg.warmup_updates))
-            for hook_at in (exit_at, wait_at):
-                if hook_at > pass_index * steps_per_pass + step:
-                    end = min(end, hook_at - pass_index * steps_per_pass)
+            if hook and hook.update > pass_index * steps_per_pass + step:
+                end = min(end, hook.update - pass_index * steps_per_pass)
             end = min(end, step + max(1, STOP_CHECK_PATTERNS // cfg.batch_size))
             with live[0].clock.phase("updates", engine):  # runs in lockstep share the time
                 engine.run_steps(live, step, end)
@@ -284,10 +301,8 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) 
             if step % cfg.checkpoint_every == 0 and step < steps_per_pass:
                 for run in live:
                     run.save_checkpoint()
-            if pass_index * steps_per_pass + step == exit_at:
-                os._exit(137)
-            if pass_index * steps_per_pass + step == wait_at:
-                _wait_for_stop_signal()
+            if hook and pass_index * steps_per_pass + step == hook.update:
+                hook.action()
             if stop_requested() and step < steps_per_pass:
                 _stop(live, bar)
         for run in list(live):
@@ -298,18 +313,6 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) 
     bar.close()
     for run in live:
         _finish_run(run, data_root)
-
-
-def _wait_for_stop_signal(timeout_s: float = 60.0) -> None:
-    once = os.environ.get(WAIT_ONCE_FILE_ENV)
-    if once:  # wait only the first time (a retried run goes on); the file holds the waiting process's id
-        if Path(once).exists():
-            return
-        atomic.write_text(Path(once), str(os.getpid()))
-    print(f"{WAIT_AT_STEP_ENV}: waiting for a stop signal", file=sys.stderr, flush=True)
-    deadline = time.monotonic() + timeout_s
-    while not stop_requested() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _stop(runs: list[Run], bar) -> None:

@@ -10,7 +10,7 @@ import torch
 from conftest import make_mnist
 from repro.components import (EVALUATION_STATISTICS, BatchNorm2d, set_evaluation_statistics,
                               using_running_statistics)
-from repro.config import LATER_FIELDS, run_config
+from repro.config import RunConfig, run_config
 from repro.errors import ConfigError
 from repro.inference import evaluate_model, load_model
 from repro.model import build_model
@@ -66,8 +66,16 @@ def test_impossible_bn_eval_is_one_line(overrides, words):
 
 
 def test_default_keeps_committed_digests():
-    assert LATER_FIELDS["bn_eval"] == "running"
-    assert run_config("paper").digest() == "8f83a42159"  # results/paper_final's runs, from before bn_eval
+    """bn_eval came after results/paper_final's runs: at its default a config keeps the name (digest) it had,
+    and a config.json written before the field existed reads back as that config; another value is another run,
+    with another name."""
+    paper = run_config("paper")
+    assert paper.digest() == "8f83a42159"  # results/paper_final's runs, from before bn_eval
+    before = paper.to_dict()
+    del before["train"]["bn_eval"]
+    assert RunConfig.from_dict(before) == paper and paper.train.bn_eval == "running"
+    running = run_config("paper", {"norm": "batch"})
+    assert run_config("paper", {"norm": "batch", "bn_eval": "per_pattern"}).digest() != running.digest()
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))

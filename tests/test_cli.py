@@ -12,26 +12,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.step_hooks import KILLED, WAITING, lenet5_command
 from repro.errors import EXIT_CODES, ConfigError, DataError, DivergedError, Interrupted, RunError, exit_code_table
-from repro.train import WAIT_AT_STEP_ENV
+from repro.study.docs import markers
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["epochs=2", "hessian_samples=8", "checkpoint_every=5"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def lenet5(*args, env_extra=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "repro", *args], capture_output=True, text=True,
-                          env={**ENV, **(env_extra or {})}, **kwargs)
+def lenet5(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "repro", *args], capture_output=True, text=True, env=ENV, **kwargs)
 
 
-def start(argv, env_extra=None):
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**ENV, **(env_extra or {})})
+def start(argv):
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
 
 
 def wait_for_lines(proc, marker: str, count: int) -> list[str]:
-    """Read the process's stderr until `count` lines contain `marker` (the training loop's wait hook)."""
+    """Read the process's stderr until `count` lines contain `marker` (WAITING: a step hook holds a run)."""
     seen, lines = 0, []
     while seen < count:
         line = proc.stderr.readline()
@@ -64,9 +63,8 @@ def test_a_signal_checkpoints_and_the_printed_command_resumes_bit_for_bit(tiny_m
     whole = lenet5("train", *config, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     stop_at = 44 if sig == signal.SIGINT else 13  # global update: pass 2 step 12 / pass 1 step 13 (32 per pass)
-    proc = start([sys.executable, "-m", "repro", "train", *config, "--out", str(tmp_path / "cut")],
-                 {WAIT_AT_STEP_ENV: str(stop_at)})
-    wait_for_lines(proc, WAIT_AT_STEP_ENV, 1)
+    proc = start([*lenet5_command(wait_at=stop_at), "train", *config, "--out", str(tmp_path / "cut")])
+    wait_for_lines(proc, WAITING, 1)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -85,31 +83,14 @@ def test_a_signal_checkpoints_and_the_printed_command_resumes_bit_for_bit(tiny_m
         same_run(tmp_path / "whole" / sub, tmp_path / "cut" / sub)
 
 
-GRID_SCRIPT = """
-import sys
-from repro import cli
-from repro.config import run_config
-from repro.study import grids
-
-def config(**swap):
-    return run_config("paper", dict(epochs=2, batch_size=16, hessian_samples=8, **swap))
-
-grids.GRIDS["tiny"] = grids.Grid("tiny", "paper", "a test grid", (
-    grids.Variant("paper", None, None, config()), grids.Variant("c3=full", "c3", "full", config(c3="full")),
-    grids.Variant("pooling=max", "pooling", "max", config(pooling="max"))))
-if __name__ == "__main__":  # the pool's spawned workers import this file too
-    sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 @pytest.mark.slow  # real processes
 def test_sigterm_to_the_grid_driver_stops_its_workers_and_the_rerun_completes_exactly(tiny_mnist, tmp_path):
+    # the tests' grid "tiny" (tests/helpers/grid_data.py) is declared in the processes lenet5_command starts
     args = ["grid", "tiny", "--seeds", "0", "--workers", "2", "--quiet", "--data-root", str(tiny_mnist)]
-    script = tmp_path / "grid_cli.py"
-    script.write_text(GRID_SCRIPT)
+    plain = lenet5_command()  # no hook: the same grids, nothing stopped
     # each worker waits inside pass 2 of its first run; the third run has not started
-    proc = start([sys.executable, str(script), *args, "--out", str(tmp_path / "cut")], {WAIT_AT_STEP_ENV: "3"})
-    wait_for_lines(proc, WAIT_AT_STEP_ENV, 2)
+    proc = start([*lenet5_command(wait_at=3), *args, "--out", str(tmp_path / "cut")])
+    wait_for_lines(proc, WAITING, 2)
     proc.send_signal(signal.SIGTERM)  # to the driver alone, as a batch system or `kill` sends it
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -117,13 +98,13 @@ def test_sigterm_to_the_grid_driver_stops_its_workers_and_the_rerun_completes_ex
     assert re.match(r"lenet5: interrupted: SIGTERM: grid tiny stopped with 0 of 3 runs recorded in .*; "
                     r"2 interrupted run\(s\) checkpointed in their folders; resume with: lenet5 grid tiny", last), last
     assert not (tmp_path / "cut" / "runs.jsonl").exists() or not (tmp_path / "cut" / "runs.jsonl").read_text()
-    dry = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "cut"), "--dry-run"],
+    dry = subprocess.run([*plain, *args, "--out", str(tmp_path / "cut"), "--dry-run"],
                          capture_output=True, text=True, env=ENV)
     assert dry.stdout.count("partial (1/2 passes)") == 2 and dry.stdout.count(": to do") == 1, dry.stdout
     command = shlex.split(last.split("resume with: ")[1])
-    rerun = subprocess.run([sys.executable, str(script), *command[1:]], capture_output=True, text=True, env=ENV)
+    rerun = subprocess.run([*plain, *command[1:]], capture_output=True, text=True, env=ENV)
     assert rerun.returncode == 0, rerun.stderr
-    fresh = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "fresh")],
+    fresh = subprocess.run([*plain, *args, "--out", str(tmp_path / "fresh")],
                            capture_output=True, text=True, env=ENV)
     assert fresh.returncode == 0, fresh.stderr
 
@@ -134,7 +115,7 @@ def test_sigterm_to_the_grid_driver_stops_its_workers_and_the_rerun_completes_ex
     for variant, row in whole.items():
         assert cut[variant]["final_test_error_pct"] == row["final_test_error_pct"]
         same_run(tmp_path / "cut" / row["run_dir"], tmp_path / "fresh" / row["run_dir"])
-    dry = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "cut"), "--dry-run"],
+    dry = subprocess.run([*plain, *args, "--out", str(tmp_path / "cut"), "--dry-run"],
                          capture_output=True, text=True, env=ENV)
     assert dry.stdout.count(": finished") == 3 and "0 to run or resume" in dry.stdout
 
@@ -191,9 +172,10 @@ def test_run_folder_errors_are_one_line_with_exit_code_5(tiny_mnist, tmp_path):
 @pytest.mark.slow  # real processes
 def test_resume_takes_the_config_from_the_run_folder(tiny_mnist, tmp_path):
     run = tmp_path / "run"
-    first = lenet5("train", "--data-root", str(tiny_mnist), "--threads", "1", "--quiet", "--set", *TINY, "c3=full",
-                   "--out", str(run), env_extra={"LENET5_TEST_EXIT_AT_STEP": "40"})
-    assert first.returncode == 137
+    first = subprocess.run([*lenet5_command(exit_at=40), "train", "--data-root", str(tiny_mnist), "--threads", "1",
+                            "--quiet", "--set", *TINY, "c3=full", "--out", str(run)], capture_output=True, text=True,
+                           env=ENV)
+    assert first.returncode == KILLED, first.stderr
     refused = lenet5("train", "--data-root", str(tiny_mnist), "--out", str(run), "--resume", "--set", "c3=table")
     one_line_error(refused, ConfigError.exit_code, "has c3=full, but this command asks for c3=table",
                    "drop the --preset/--set that differ")
@@ -242,10 +224,10 @@ def test_an_experiment_scripts_errors_are_one_line_too(variant, fragment):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # not even a warning before it
 
 
-def test_readme_lists_every_exit_code():
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("<!-- exit-codes:begin -->\n")[1].split("<!-- exit-codes:end -->")[0]
-    assert table.strip() == exit_code_table()  # paste exit_code_table()'s output when a code changes
+def test_the_cli_page_lists_every_exit_code():
+    begin, end = markers("exit-codes")
+    table = (ROOT / "docs" / "cli.md").read_text().split(begin + "\n")[1].split(end)[0]
+    assert table.strip() == exit_code_table()  # `lenet5 report` writes it there when a code changes
     listed = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
     codes = [ConfigError.exit_code, DivergedError.exit_code, DataError.exit_code, RunError.exit_code,
              Interrupted.exit_code]
@@ -282,3 +264,25 @@ def test_a_negative_or_non_integer_seed_is_one_line_with_exit_code_2(args, fragm
         code = stop.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and fragment in err[0], err
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["report", "--results", "no/such/results"], 2, "--results no/such/results: no such folder"),
+    (["report", "--docs", "no/such/page.md"], 2, "--docs: no such page no/such/page.md"),
+    (["figures", "--results", "no/such/results"], 2, "--results no/such/results: no such folder"),
+    (["bench", "--variants", "nope", "--quick"], 2, "unknown bench variant 'nope'"),
+    (["verify", "no/such/folder"], 5, "holds no finished run"),
+    (["evaluate", "no/such/model"], 5, "or a pretrained network's name (paper, "),
+    (["predict", "nosuchnet", "x.png"], 5, "or a pretrained network's name (paper, "),
+])
+def test_every_command_answers_a_mistake_with_one_line_and_its_exit_code(args, code, fragment, capsys, tmp_path,
+                                                                         monkeypatch):
+    from repro.cli import main
+
+    monkeypatch.chdir(tmp_path)  # nothing a command might write lands in the repository
+    try:
+        got = main(args)
+    except SystemExit as stop:  # argparse's own usage errors
+        got = stop.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert got == code and len(err) == 1 and err[0].startswith("lenet5: error: ") and fragment in err[0], err

@@ -8,7 +8,7 @@ from repro.study.comparison import (COMPARISONS, Comparison, compare, comparison
                                     verdict)
 from repro.study.grids import GRIDS
 from repro.study.report import write_reports
-from tests.test_grid import write_synthetic_grid
+from helpers.grid_data import write_synthetic_grid
 
 PAIR = Comparison("t", "a", "b", "protocol", "A", "B", "t.png")
 

@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_RUN = REPO / "results" / "paper_final" / "seed0"
 
 def readme_snippet() -> str:
-    """The README's "From Python" example, between its markers, as a user copies it."""
-    block = (REPO / "README.md").read_text().split("<!-- from-python:begin -->\n")[1].split("<!-- from-python:end -->")[0]
+    """docs/using-a-model.md's "From Python" example, between its markers, as a user copies it."""
+    block = (REPO / "docs" / "using-a-model.md").read_text().split("<!-- from-python:begin -->\n")[1].split("<!-- from-python:end -->")[0]
     return block.split("```python\n")[1].split("```")[0]
 
 

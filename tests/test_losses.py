@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repro.config import ConfigError, run_config
-from repro.components import cross_entropy_loss, map_loss, mle_loss
+from repro.components import LOSSES, cross_entropy_loss, map_loss, mle_loss, output_curvature
 
 
 def test_map_matches_equation_nine():
@@ -49,3 +49,25 @@ def test_impossible_training_configs_are_rejected(overrides, message):
     with pytest.raises(ConfigError) as err:
         run_config("paper", overrides)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_brings_its_own_curvature(name):
+    """Generated from the registry: a new loss must define its curvature (the Loss type requires it) and that
+    curvature must be a per-pattern, per-unit diagonal that SDLM can divide by: finite and non-negative."""
+    outputs, targets = torch.randn(6, 10, dtype=torch.float64) * 3, torch.arange(6)
+    h = output_curvature(name, outputs, targets)
+    assert h.shape == outputs.shape and torch.isfinite(h).all() and (h >= 0).all()
+
+
+def test_softmax_curvature_is_the_exact_hessian_diagonal_of_cross_entropy():
+    logits, target = torch.randn(10, dtype=torch.float64), torch.tensor(3)
+    hessian = torch.autograd.functional.hessian(
+        lambda z: torch.nn.functional.cross_entropy(z[None], target[None]), logits)
+    assert torch.allclose(output_curvature("cross_entropy", logits[None], target[None])[0], hessian.diagonal())
+
+
+def test_the_rbf_losses_take_mles_curvature_at_the_heads_input():
+    x = torch.randn(4, 84)
+    for name in ("map", "mle"):
+        assert torch.equal(output_curvature(name, x, torch.zeros(4, dtype=torch.long)), torch.full_like(x, 2.0))

@@ -56,10 +56,27 @@ def test_a_preset_name_stands_for_a_model_file(real_data_root, capsys):
 
 
 @pytest.mark.slow
-def test_a_wheel_carries_the_weights(tmp_path):
-    """A non-editable install (`pip install .`) includes them: the wheel pip builds holds every shipped file."""
+def test_a_wheel_carries_the_weights_and_its_install_loads_them_offline(tmp_path):
+    """A non-editable install (`pip install .`) includes them: the wheel pip builds holds every shipped file, and
+    the package installed from it gives every pretrained network without this clone or the network."""
     pytest.importorskip("setuptools")  # the build backend, used from this environment (no download)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
-    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    wheel = next(tmp_path.glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
     assert {f"repro/weights/{p.name}" for p in WEIGHTS_DIR.iterdir()} <= set(names)
+    # installed from the wheel alone (no index, no network) and used from elsewhere, away from this clone: the
+    # installed package is the one imported, and the networks load from inside it
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, cwd=tmp_path)
+    dependencies = Path(torch.__file__).resolve().parents[1]  # torch & co, without this clone's editable install
+    code = ("import repro, torch; from pathlib import Path; assert Path(repro.__file__).is_relative_to(Path(r'%s'))\n"
+            "from repro.pretrained import PRETRAINED\n"
+            "for name in PRETRAINED:\n"
+            "    m = repro.pretrained(name); x = torch.zeros(1, 1, m.input_size, m.input_size); assert m(x).shape == (1, 10)\n"
+            "print('ok')" % site)
+    run = subprocess.run([sys.base_prefix + "/bin/python3", "-I", "-c", f"import sys; sys.path[:0] = "
+                          f"[{str(site)!r}, {str(dependencies)!r}]\n" + code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]

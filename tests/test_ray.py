@@ -13,21 +13,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.config import run_config
+from helpers import grid_data
+from helpers.step_hooks import lenet5_command
 from repro.study.grid import RUNS_FILE, read_rows, run_grid
-from repro.study.grids import Grid, Variant
-from repro.train import WAIT_AT_STEP_ENV, WAIT_ONCE_FILE_ENV
+from repro.study.grids import Grid
 
 ray = pytest.importorskip("ray", reason="Ray is an optional dependency: pip install -e \".[test,ray]\" (CI does)")
 RAY = Path(sys.executable).with_name("ray")
 
 
 def tiny_grid(epochs: int) -> Grid:
-    """2 variants of the paper preset on 640 synthetic patterns, batch 16."""
-    def config(**swap):
-        return run_config("paper", dict(epochs=epochs, batch_size=16, hessian_samples=8, **swap))
-    return Grid("tiny_ray", "paper", "a test grid", (Variant("paper", None, None, config()),
-                                                    Variant("c3=full", "c3", "full", config(c3="full"))))
+    """2 variants of the paper preset on 640 synthetic patterns, batch 16: at 2 passes, the grid "tiny_ray" that
+    `lenet5 grid` runs in the processes lenet5_command starts (tests/helpers/grid_data.py)."""
+    return grid_data.tiny_grid(epochs, "tiny_ray", ("paper", "c3=full"))
+
+
+def grid_command(cluster: str, data_root: Path, out: Path) -> list[str]:
+    """`lenet5 grid tiny_ray` on the cluster, seed 0; to follow lenet5_command."""
+    return ["grid", "tiny_ray", "--seeds", "0", "--quiet", "--backend", "ray", "--address", cluster,
+            "--data-root", str(data_root), "--out", str(out)]
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +95,9 @@ def test_ray_backend_gives_the_local_backends_rows(cluster, tiny_mnist_large, tm
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_is_retried_and_the_grid_completes_exactly(cluster, tiny_mnist_large, tmp_path,
-                                                                             monkeypatch):
-    grid = tiny_grid(epochs=2)
-    run_grid(grid, [0], tmp_path / "local", 1, 1, tiny_mnist_large, progress=False)
+def test_a_worker_killed_mid_run_is_retried_and_the_grid_completes_exactly(cluster, tiny_mnist_large, tmp_path):
+    run_grid(tiny_grid(epochs=2), [0], tmp_path / "local", 1, 1, tiny_mnist_large, progress=False)
     pid_file = tmp_path / "waiting.pid"
-    # the first run to reach update 50 (pass 2 of 40 updates, after pass 1's checkpoint) waits there once
-    monkeypatch.setenv(WAIT_AT_STEP_ENV, "50")
-    monkeypatch.setenv(WAIT_ONCE_FILE_ENV, str(pid_file))
-    monkeypatch.setenv("LENET5_RAY_SCRATCH", str(tmp_path / "scratch"))
     killer = subprocess.Popen([sys.executable, "-c", (
         "import os, signal, sys, time, pathlib\n"
         f"p = pathlib.Path({str(pid_file)!r})\n"
@@ -108,9 +106,15 @@ def test_a_worker_killed_mid_run_is_retried_and_the_grid_completes_exactly(clust
         "        time.sleep(0.2); os.kill(int(p.read_text()), signal.SIGKILL); sys.exit(0)\n"
         "    time.sleep(0.05)\n"
         "sys.exit(1)\n")])
-    rows = run_grid(grid, [0], tmp_path / "ray", 1, 1, tiny_mnist_large, progress=False, backend="ray",
-                    address=cluster)
+    # the first run to reach update 50 (pass 2 of 40 updates, after pass 1's checkpoint) waits there once; the
+    # driver runs in a process of its own, which has Ray install that hook in its workers
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LENET5_RAY_SCRATCH": str(tmp_path / "scratch")}
+    driver = subprocess.run([*lenet5_command(wait_at=50, wait_once=pid_file),
+                             *grid_command(cluster, tiny_mnist_large, tmp_path / "ray")],
+                            env=env, capture_output=True, text=True, timeout=600)
     assert killer.wait(timeout=60) == 0  # it found a waiting worker and killed it
+    assert driver.returncode == 0, driver.stderr
+    rows = read_rows(tmp_path / "ray" / RUNS_FILE)[0]
     assert len(rows) == 2 and all(r["status"] == "finished" for r in rows)
     assert_same_grid(tmp_path / "local", tmp_path / "ray")
 
@@ -131,32 +135,13 @@ def test_without_ray_the_backend_is_one_line_naming_the_install(monkeypatch, tmp
     assert not (tmp_path / "grid").exists()
 
 
-DRIVER = """
-import sys
-from repro import cli
-from repro.config import run_config
-from repro.study import grids
-
-def config(**swap):
-    return run_config("paper", dict(epochs=2, batch_size=16, hessian_samples=8, **swap))
-
-grids.GRIDS["tiny_ray"] = grids.Grid("tiny_ray", "paper", "a test grid", (
-    grids.Variant("paper", None, None, config()), grids.Variant("c3=full", "c3", "full", config(c3="full"))))
-if __name__ == "__main__":
-    sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 @pytest.mark.slow
 def test_sigterm_to_the_ray_driver_stops_the_grid_and_the_rerun_completes_exactly(cluster, tiny_mnist_large,
                                                                                     tmp_path):
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER)
     pid_file = tmp_path / "waiting.pid"
-    args = [sys.executable, str(script), "grid", "tiny_ray", "--seeds", "0", "--quiet", "--backend", "ray",
-            "--address", cluster, "--data-root", str(tiny_mnist_large), "--out", str(tmp_path / "ray")]
+    args = grid_command(cluster, tiny_mnist_large, tmp_path / "ray")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LENET5_RAY_SCRATCH": str(tmp_path / "scratch")}
-    driver = subprocess.Popen(args, env={**env, WAIT_AT_STEP_ENV: "50", WAIT_ONCE_FILE_ENV: str(pid_file)},
+    driver = subprocess.Popen([*lenet5_command(wait_at=50, wait_once=pid_file), *args], env=env,
                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (pid_file.exists() and pid_file.read_text().strip()):
@@ -168,7 +153,7 @@ def test_sigterm_to_the_ray_driver_stops_the_grid_and_the_rerun_completes_exactl
     assert driver.returncode == 130, stderr
     assert "lenet5: interrupted: SIGTERM: grid tiny_ray stopped with 1 of 2 runs recorded" in stderr, stderr
     assert len(read_rows(tmp_path / "ray" / RUNS_FILE)[0]) == 1
-    rerun = subprocess.run(args, env=env, capture_output=True, text=True)
+    rerun = subprocess.run([*lenet5_command(), *args], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     run_grid(tiny_grid(epochs=2), [0], tmp_path / "local", 1, 1, tiny_mnist_large, progress=False)
     assert_same_grid(tmp_path / "local", tmp_path / "ray")

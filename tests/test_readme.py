@@ -1,4 +1,4 @@
-"""The README's lists that must follow the tree: its Figures table shows every committed figure, and its Layout
+"""The docs' lists that must follow the tree: docs/figures.md shows every committed figure, and docs/layout.md
 names every module, so that a newcomer who reads them finds everything there is."""
 from __future__ import annotations
 
@@ -8,22 +8,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def section(title: str) -> str:
-    """The README's text under `## title`, up to the next second-level heading."""
-    readme = (ROOT / "README.md").read_text()
-    return readme.split(f"\n## {title}\n")[1].split("\n## ")[0]
+def page(name: str) -> str:
+    return (ROOT / "docs" / name).read_text()
 
 
 def test_the_figures_table_shows_every_figure():
-    shown = set(re.findall(r"!\[\]\(figures/([\w.-]+\.png)\)", section("Figures")))
+    shown = set(re.findall(r"!\[\]\(\.\./figures/([\w.-]+\.png)\)", page("figures.md")))
     committed = {p.name for p in (ROOT / "figures").glob("*.png")}
     assert committed, "no figures found"
-    assert committed - shown == set(), "add these to the README's Figures table"
-    assert shown - committed == set(), "the README's Figures table shows figures that do not exist"
+    assert committed - shown == set(), "add these to docs/figures.md"
+    assert shown - committed == set(), "docs/figures.md shows figures that do not exist"
 
 
 def test_the_layout_names_every_module():
-    layout = section("Layout")
+    layout = page("layout.md")
     named = set()
     folder = None
     for line in layout.splitlines():
@@ -38,5 +36,5 @@ def test_the_layout_names_every_module():
             named.add(folder + nested.group(1))
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "repro").rglob("*.py")
                if not p.name.startswith("__")}
-    assert modules - named == set(), "add these to the README's Layout"
-    assert named - modules == set(), "the README's Layout names modules that do not exist"
+    assert modules - named == set(), "add these to docs/layout.md"
+    assert named - modules == set(), "docs/layout.md names modules that do not exist"

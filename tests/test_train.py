@@ -7,17 +7,21 @@ import sys
 import pytest
 import torch
 
+from helpers.step_hooks import KILLED, lenet5_command
 from repro.config import run_config
 from repro.data import load_mnist
-from repro.train import EXIT_AT_STEP_ENV, DivergedError, RunError, train, warmup_factor
+from repro.train import DivergedError, RunError, train, warmup_factor
 
 TINY = {"epochs": 2, "hessian_samples": 8, "checkpoint_every": 5}
 
 
-def run_cli(args, env_extra=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "repro", "train", "--quiet", "--threads", "1", *args],
-                          capture_output=True, text=True, env=env)
+def run_cli(args, exit_at=None):
+    """`lenet5 train --quiet --threads 1 ARGS` in a new process; `exit_at`: which exits abruptly after that update
+    (as a kill would; tests/helpers/step_hooks.py)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "repro"] if exit_at is None else lenet5_command(exit_at=exit_at)
+    return subprocess.run([*command, "train", "--quiet", "--threads", "1", *args], capture_output=True, text=True,
+                          env=env)
 
 
 def log_without_wall_time(path):
@@ -69,8 +73,8 @@ def test_killed_run_resumes_bit_for_bit(tiny_mnist, tmp_path, extra, exit_at, pa
     args = ["--data-root", str(tiny_mnist)] + [a for k, v in {**TINY, **extra}.items() for a in ("--set", f"{k}={v}")]
     whole = run_cli(args + ["--out", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr
-    killed = run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: str(exit_at)})
-    assert killed.returncode == 137
+    killed = run_cli(args + ["--out", str(tmp_path / "killed")], exit_at=exit_at)
+    assert killed.returncode == KILLED, killed.stderr
     assert not (tmp_path / "killed" / "summary.json").exists()
     log = tmp_path / "killed" / "log.jsonl"
     assert (len(log.read_text().splitlines()) if log.exists() else 0) == passes_logged
@@ -89,7 +93,7 @@ def test_resumed_run_counts_the_wall_time_of_every_stretch(tiny_mnist, tmp_path)
     checkpoint: the checkpoint's `elapsed` is carried on, not restarted from zero."""
     args = ["--data-root", str(tiny_mnist), "--out", str(tmp_path / "run")]
     args += [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
-    assert run_cli(args, {EXIT_AT_STEP_ENV: "39"}).returncode == 137
+    assert run_cli(args, exit_at=39).returncode == KILLED
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=False)
     earlier = 10_000.0  # far more than the tiny run's own seconds, as a run stopped after hours would have
@@ -170,7 +174,7 @@ def test_killed_multi_seed_run_resumes_bit_for_bit(tiny_mnist, tmp_path):
     args = ["--data-root", str(tiny_mnist), "--set", "engine=online", "--seeds", "0", "1"] + \
         [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
     assert run_cli(args + ["--out", str(tmp_path / "whole")]).returncode == 0
-    assert run_cli(args + ["--out", str(tmp_path / "killed")], {EXIT_AT_STEP_ENV: "39"}).returncode == 137
+    assert run_cli(args + ["--out", str(tmp_path / "killed")], exit_at=39).returncode == KILLED
     resumed = run_cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     for seed in (0, 1):

@@ -9,17 +9,19 @@ backward of the online engine, its App. C curvature rule and its connection coun
     pooling      POOLINGS        pooling.py
     c3           C3_CONNECTIONS  linear.py
     norm         NORMS           norm.py
-    head (loss)  HEADS, LOSSES   head.py
+    head         HEADS           head.py
+    (loss)       LOSSES          losses.py
     input        INPUTS          input.py
     init         INITS           init.py
 """
 from .activation import ACTIVATIONS, TANH_AMPLITUDE, TANH_SLOPE, Activation, ReLU, ScaledTanh, Tanh
 from .base import Component
-from .head import (HEADS, LOSSES, RBF_CURVATURE, EuclideanRBF, Head, Loss, cross_entropy_loss, map_loss,
-                   mle_loss, output_curvature)
+from .head import HEADS, EuclideanRBF, Head
 from .init import INITS, init_default_subsampling_, init_lecun_, lecun_uniform_, unit_fan_in
 from .input import BACKGROUND_LEVEL, FOREGROUND_LEVEL, INPUTS, InputField
 from .linear import C3_CONNECTIONS, C3_TABLE, Conv2d, FullFieldConv2d, Linear, TableConv2d, c3_connection_mask
+from .losses import (LOSSES, RBF_CURVATURE, Loss, cross_entropy_loss, map_loss, mle_loss, output_curvature,
+                     rbf_curvature, softmax_curvature)
 from .norm import (EVALUATION_STATISTICS, NORMS, BatchNorm2d, set_evaluation_statistics,
                    using_running_statistics)
 from .pooling import POOLINGS, AvgPool, MaxPool, TrainableSubsampling
@@ -32,4 +34,5 @@ __all__ = ["ACTIVATIONS", "BACKGROUND_LEVEL", "C3_CONNECTIONS", "C3_TABLE", "FOR
            "LOSSES", "NORMS", "POOLINGS", "RBF_CURVATURE", "REGISTRIES", "TANH_AMPLITUDE", "TANH_SLOPE", "Activation",
            "AvgPool", "BatchNorm2d", "Component", "Conv2d", "EuclideanRBF", "FullFieldConv2d", "Head", "InputField",
            "Linear", "Loss", "MaxPool", "ReLU", "ScaledTanh", "TableConv2d", "Tanh", "TrainableSubsampling",
-           "INITS", "c3_connection_mask", "init_default_subsampling_", "init_lecun_", "lecun_uniform_", "unit_fan_in", "cross_entropy_loss", "map_loss", "mle_loss", "output_curvature"]
+           "INITS", "c3_connection_mask", "init_default_subsampling_", "init_lecun_", "lecun_uniform_", "unit_fan_in", "cross_entropy_loss", "map_loss", "mle_loss", "output_curvature",
+           "rbf_curvature", "softmax_curvature"]

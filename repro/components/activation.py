@@ -22,7 +22,7 @@ def tanh(a: torch.Tensor) -> torch.Tensor:
     """torch.tanh, except inside torch.compile, where it is (1 - e) / (1 + e) with e = exp(-2|a|), sign restored:
     the same function to within 3e-7 (torch.tanh's own error is 2e-7) for a third of the time on one core,
     since compiled code gets a fast vectorised exp but a slow vectorised tanh. Compiled engines round
-    differently from eager ones in any case (README, Speed); tests/test_online.py holds them together."""
+    differently from eager ones in any case (docs/speed.md); tests/test_online.py holds them together."""
     if not torch.compiler.is_compiling():
         return torch.tanh(a)
     e = torch.exp(-2.0 * a.abs())

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from .losses import output_curvature
+
 
 class Component:
     """Mixin for the project's nn.Modules; see the module docstring for the contract."""
@@ -48,8 +50,6 @@ class Component:
                        hessian: dict) -> torch.Tensor:
         """App. C's start: the curvature of the loss w.r.t. this module's input, when it is the last layer
         (the loss's curvature at the outputs, through `curvature`). The RBF head overrides it."""
-        from .head import output_curvature
-
         return self.curvature(x, y, output_curvature(loss, y, targets), hessian)
 
 

@@ -7,9 +7,8 @@ For the RBF head the outputs are penalties y_i = sum_j (x_j - w_ij)^2 (Eq. 7), l
   classes, and e^{-j} keeps it from pushing up those already large (j > 0) [unsure: j].
 For the linear head the outputs are logits and the criterion is softmax cross-entropy.
 
-Each loss gives its value (the mean over a batch, for the autograd model and for evaluation) and, per pattern,
-its value and its gradient with respect to the head's outputs (for the online engine). SDLM's curvature of the
-loss starts at the head (`loss_curvature`, App. C).
+The losses themselves (values, gradients, curvatures) are in losses.py; SDLM's curvature of the loss starts at the head (`loss_curvature`,
+App. C), with the loss's own curvature at the outputs.
 """
 from __future__ import annotations
 
@@ -17,90 +16,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..prototypes import rbf_prototypes
 from .base import Component
 from .linear import Linear
-
-# d^2 y_i / dx_j^2 = 2 for y_i = sum_j (x_j - w_ij)^2 (Eq. 7).
-RBF_CURVATURE = 2.0
-
-
-def _competition(penalties: torch.Tensor, j: float) -> torch.Tensor:
-    """log(e^{-j} + sum_i e^{-y_i}), as one stable logsumexp over the last dimension."""
-    junk = torch.full_like(penalties[..., :1], -j)
-    return torch.logsumexp(torch.cat([junk, -penalties], dim=-1), dim=-1)
-
-
-def map_per_pattern(penalties: torch.Tensor, targets: torch.Tensor, j: float):
-    """Eq. 9 per pattern and dE/dy_i = [i = D] - e^{-y_i} / (e^{-j} + sum_k e^{-y_k})."""
-    onehot = F.one_hot(targets, penalties.shape[-1]).to(penalties.dtype)
-    competition = _competition(penalties, j)
-    loss = (penalties * onehot).sum(-1) + competition
-    return loss, onehot - (-penalties - competition[..., None]).exp()
-
-
-def mle_per_pattern(penalties: torch.Tensor, targets: torch.Tensor, j: float):
-    """Eq. 8 per pattern and its gradient, the one-hot vector of the correct class."""
-    onehot = F.one_hot(targets, penalties.shape[-1]).to(penalties.dtype)
-    return (penalties * onehot).sum(-1), onehot
-
-
-def cross_entropy_per_pattern(logits: torch.Tensor, targets: torch.Tensor, j: float):
-    """Softmax cross-entropy per pattern and its gradient, softmax - one-hot."""
-    onehot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
-    logp = logits.log_softmax(dim=-1)
-    return -(logp * onehot).sum(-1), logp.exp() - onehot
-
-
-def mle_loss(penalties: torch.Tensor, targets: torch.Tensor, j: float = 0.0) -> torch.Tensor:
-    """Eq. 8, averaged over the batch."""
-    return penalties.gather(1, targets[:, None]).mean()
-
-
-def map_loss(penalties: torch.Tensor, targets: torch.Tensor, j: float = 0.1) -> torch.Tensor:
-    """Eq. 9, averaged over the batch."""
-    return (penalties.gather(1, targets[:, None]).squeeze(1) + _competition(penalties, j)).mean()
-
-
-def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor, j: float = 0.0) -> torch.Tensor:
-    return F.cross_entropy(logits, targets)
-
-
-@dataclass(frozen=True)
-class Loss:
-    """A training criterion: `value` (batch mean, autograd) and `per_pattern` (values and output gradients)."""
-
-    value: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    per_pattern: Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
-
-    def __call__(self, outputs, targets, j):
-        return self.value(outputs, targets, j)
-
-    def online(self, outputs: torch.Tensor, targets: torch.Tensor, j: float):
-        """outputs (S, B, classes), targets (S, B) -> each run's mean loss (S,) and its gradient (S, B, classes)."""
-        loss, grad = self.per_pattern(outputs, targets, j)
-        batch = outputs.shape[1]
-        return loss.mean(dim=1), grad / batch
-
-
-LOSSES: dict[str, Loss] = {"map": Loss(map_loss, map_per_pattern), "mle": Loss(mle_loss, mle_per_pattern),
-                           "cross_entropy": Loss(cross_entropy_loss, cross_entropy_per_pattern)}
-
-
-def output_curvature(loss: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Diagonal Gauss-Newton curvature of each pattern's loss with respect to a network's outputs.
-
-    MAP and MLE: 2 per output unit, the exact second derivative of MLE's E_p = y_D w.r.t. the RBF's input x;
-    see EuclideanRBF.loss_curvature for why MAP takes the same [assumption, paper_notes/sdlm.md].
-    Cross-entropy: with respect to the logits, softmax's diagonal p (1 - p), the exact Gauss-Newton."""
-    if loss in ("map", "mle"):
-        return torch.full_like(outputs, RBF_CURVATURE)
-    p = outputs.softmax(dim=1)
-    return p * (1 - p)
-
+from .losses import output_curvature
 
 class EuclideanRBF(Component, nn.Module):
     """The output layer (Sec. II-B, Eq. 7): y_i = sum_j (x_j - w_ij)^2, with w_i fixed (a buffer, never

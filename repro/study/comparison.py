@@ -5,7 +5,7 @@ ablation issue, item 5) and on two datasets (MNIST against Fashion-MNIST; the Fa
 each swap both grids make (each rung, for two ladders), `lenet5 report` tabulates its pure-swap delta against its
 baseline in each (the reference; on a ladder the rung before; paired by seed, 95% t-interval),
 its rank in each (1 = the most helpful), and a verdict, and gives Spearman's rank correlation of the two rankings;
-`lenet5 figures` draws the same deltas (repro/study/figures.py). The README's readings quote these tables.
+`lenet5 figures` draws the same deltas (repro/study/figures.py). The readings in docs/ quote these tables.
 
 The verdict calls an effect *resolved* when its 95% interval excludes zero (it needs at least 2 seeds):
 - `holds: helps` / `holds: hurts`: resolved in both grids, on the same side;
@@ -24,7 +24,7 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Comparison:
-    name: str  # the README's marker and results/ablation.md's heading
+    name: str  # the pages' marker and results/ablation.md's heading
     first: str  # grid names (repro/study/grids.py)
     second: str
     kind: str  # "protocol" or "dataset"
@@ -132,7 +132,9 @@ def comparison_markdown(table: pd.DataFrame, comparison: Comparison) -> str:
 
 
 def comparison_markers(name: str) -> tuple[str, str]:
-    return f"<!-- comparison:{name}:begin (lenet5 report) -->", f"<!-- comparison:{name}:end -->"
+    from .docs import markers
+
+    return markers(f"comparison:{name}")
 
 
 def comparison_tables(results: Path) -> dict[str, str]:

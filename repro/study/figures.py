@@ -160,6 +160,11 @@ def plot_ablation_deltas(deltas, title: str, path: Path) -> Path:
 
 
 def plot_protocol_comparison(deltas: dict[str, "pd.DataFrame"], title: str, path: Path) -> Path:
+    """protocol_comparison_figure, saved to `path`."""
+    return _save(protocol_comparison_figure(deltas, title), path)
+
+
+def protocol_comparison_figure(deltas: dict[str, "pd.DataFrame"], title: str):
     """The same swaps' deltas under several protocols (one series per protocol): every swap that has a delta under
     any of them, in the first protocol's order, then the swaps that only the others have so far."""
     labels: list[str] = []
@@ -176,10 +181,15 @@ def plot_protocol_comparison(deltas: dict[str, "pd.DataFrame"], title: str, path
     ax.set_xlabel("test error minus the reference's, percentage points (pure swaps, mean over seeds ± 95% CI)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
 def plot_ladder(table, grid, title: str, path: Path) -> Path:
+    """ladder_figure, saved to `path`."""
+    return _save(ladder_figure(table, grid, title), path)
+
+
+def ladder_figure(table, grid, title: str):
     """Waterfall: each rung's mean test error with its 95% interval, a bar from the rung before showing the
     step; the pure rungs, and where chosen each rung at its own step size."""
     rungs = [v.name for v in grid.variants if not v.own_lr]
@@ -221,7 +231,7 @@ def plot_ladder(table, grid, title: str, path: Path) -> Path:
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
 def plot_grid_curves(rows: list[dict], grid_dir: Path, order: list[str], title: str, path: Path) -> Path:

@@ -229,12 +229,15 @@ BACKENDS = ("local", "ray")
 
 def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
              progress: bool = True, reuse=(), backend: str = "local", address: str | None = None,
-             variants=None) -> list[dict]:
+             variants=None, on_turn=None) -> list[dict]:
     """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells. A cell
     whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained.
     `variants`: only the variants of these names (`Grid.with_baselines` adds what they are compared with).
     backend "local": a process pool of `workers` x `threads` on this machine; "ray": Ray tasks of `threads`
-    CPUs each on the cluster at `address` (repro/study/ray_backend.py)."""
+    CPUs each on the cluster at `address` (repro/study/ray_backend.py).
+    `on_turn(cell)`: a seam for tests, never set in production; the local backend calls it in this process as a
+    cell's turn comes, before the cell is looked up in the `reuse` folders and run (a test acts there as another
+    grid running beside this one would)."""
     cores = os.cpu_count() or 1
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
@@ -298,9 +301,9 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
 
             run_on_ray(todo, record, out, data_root, threads)
         elif workers == 1:
-            _run_here(todo, record, out, data_root, threads, reuse)
+            _run_here(todo, record, out, data_root, threads, reuse, on_turn)
         elif todo:
-            _run_in_pool(todo, record, out, data_root, threads, workers, reuse)
+            _run_in_pool(todo, record, out, data_root, threads, workers, reuse, on_turn)
     bar.close()
     if interrupted:
         started = [c for c in interrupted if c.run_dir(out).joinpath("checkpoint.pt").exists()]
@@ -311,7 +314,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     return [r for r in rows if (r["variant"], r["seed"]) in keys]
 
 
-def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reuse=()) -> None:
+def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reuse=(), on_turn=None) -> None:
     import torch
 
     before = torch.get_num_threads()
@@ -321,6 +324,8 @@ def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reus
                 for rest in todo[k:]:
                     record(rest, {"status": INTERRUPTED, "message": "not started"})
                 break
+            if on_turn:
+                on_turn(cell)
             record(cell, _copy_if_finished_elsewhere(cell, out, reuse) or run_cell(cell, out, data_root, threads))
     finally:
         torch.set_num_threads(before)  # run_cell set this process's thread count
@@ -329,7 +334,8 @@ def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reus
 POLL_S = 0.5  # how often the driver looks for a stop signal while its workers train
 
 
-def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, workers: int, reuse=()) -> None:
+def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, workers: int, reuse=(),
+                 on_turn=None) -> None:
     """The cells on a process pool, handed out one at a time as workers free up, so that a cell another grid
     has finished meanwhile is copied instead. A stop signal to this process is passed on to the workers, which
     checkpoint their runs and start no other (repro/interrupt.py); the cells not started are recorded as such."""
@@ -340,6 +346,8 @@ def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, w
         def hand_out():
             while queue and len(running) < workers and not stop_requested():
                 cell = queue.pop(0)
+                if on_turn:
+                    on_turn(cell)
                 copied = _copy_if_finished_elsewhere(cell, out, reuse)
                 if copied:
                     record(cell, copied)

@@ -106,8 +106,8 @@ LADDER: tuple[tuple[str, str], ...] = (("head", "linear"), ("input", "28"), ("po
                                        ("c3", "full"), ("optimizer", "adam"), ("norm", "batch"))
 
 # Each variant's own step size (lr: SDLM's eta at pass 1, or Adam's learning rate), chosen on the validation
-# split by experiments/step_size_screen.py from its committed rows (tests/test_grid.py checks that each value is
-# the screen's choice). A grid's variants without an entry have no `@lr=` variant yet.
+# split by experiments/step_size_screen.py from its committed rows (tests/test_step_size_screen.py checks that each
+# value is the screen's choice). A grid's variants without an entry have no `@lr=` variant yet.
 STEP_SIZES: dict[str, dict[str, float]] = {
     # 4-pass screen, seed 0 (results/screens/step_sizes/one_at_a_time_p4); at 20 passes its choice was the best
     # for ReLU and within one standard error of the best for the reference (paper_notes/ablation.md)

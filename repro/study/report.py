@@ -2,9 +2,12 @@
 
 The reproduction table compares the paper preset's and the modern preset's runs under results/<preset>/seed<N>/
 with the paper's figures (Sec. III-C): mean test error over seeds with a 95% t-interval, every seed's value,
-and the final training error. It is written to results/reproduction.md and between the README's markers.
+and the final training error. It is written to results/reproduction.md and into the pages that show it.
 The ablation tables (repro/study/ablation.py), one per grid under results/grids/, and the comparisons of the same
-swaps across two grids (repro/study/comparison.py) go to results/ablation.md and between the README's markers.
+swaps across two grids (repro/study/comparison.py) go to results/ablation.md and into the pages that show them;
+the README's headline table puts the paper's two numbers beside ours, the modern preset's and the best network
+the ladder measured. Which page shows which block is the pages' business (repro/study/docs.py): every marked
+block in README.md and docs/*.md is refreshed.
 """
 from __future__ import annotations
 
@@ -12,7 +15,18 @@ import json
 from pathlib import Path
 
 from .. import atomic
+from .docs import code_blocks, embedded_files, markers, refresh, refresh_pages
 from .stats import mean_ci
+
+# the headline: result folder -> (what it is, the paper's test error % or None); then the ladder's best rung
+HEADLINE_GROUPS = {
+    "paper_final": ("LeNet-5 as in 1998 (preset `paper`)", 0.95),
+    "paper_distortions": ("the same, trained on distorted patterns too (`paper_distortions`)", 0.8),
+    "modern": ("the modern preset: the seed blog's BatchNorm/ReLU/max-pool LeNet, Adam, batch 64, 5 passes "
+               "(`modern`)", None),
+}
+HEADLINE_GRID = "ladder"  # the best network measured: the rung of this grid with the lowest mean test error
+HEADLINE_MIN_SEEDS = 5  # ... among those with at least this many seeds, none of which failed to train
 
 # Fig. 6: both presets on the first N training patterns (train_size=N); N = 60,000 are the presets' own groups.
 # The paper states its error only for 60,000 patterns (0.95% without, 0.8% with distortions; Sec. III-C).
@@ -46,8 +60,7 @@ RESULT_GROUPS = [
       f"--out results/{fig6_folder(preset, size)}", None)
      for preset in FIG6_PRESETS for size in FIG6_SIZES[:-1]]
 
-README_BEGIN = "<!-- reproduction-table:begin (lenet5 report) -->"
-README_END = "<!-- reproduction-table:end -->"
+README_BEGIN, README_END = markers("reproduction-table")
 
 
 def finished_summaries(results: Path, folder: str) -> list[dict]:
@@ -79,18 +92,52 @@ def reproduction_table(results: Path) -> str:
 
 
 def ablation_markers(grid_name: str) -> tuple[str, str]:
-    return f"<!-- ablation-table:{grid_name}:begin (lenet5 report) -->", f"<!-- ablation-table:{grid_name}:end -->"
+    return markers(f"ablation-table:{grid_name}")
 
 
 def refresh_readme(readme: Path, table: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
-    """Replace the text between the README's markers; False if the markers are missing."""
-    text = readme.read_text()
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    atomic.write_text(readme, f"{head}{begin}\n{table}\n{end}{tail}")
-    return True
+    """Replace the text between a page's markers (default: the reproduction table's); False if it lacks them."""
+    return refresh(readme, table, begin, end)
+
+
+def best_rung(results: Path, grid_name: str = HEADLINE_GRID) -> dict | None:
+    """The grid's variant with the lowest mean test error among those with HEADLINE_MIN_SEEDS seeds or more and
+    no seed that failed to train (a rung that collapses on some seeds is not a recipe to recommend)."""
+    from .ablation import grid_table
+    from .grid import RUNS_FILE
+    from .grids import GRIDS
+
+    grid_dir = Path(results) / "grids" / grid_name
+    if not (grid_dir / RUNS_FILE).exists():
+        return None
+    table = grid_table(grid_dir, GRIDS[grid_name])
+    ok = table[(table["seeds"].map(len) >= HEADLINE_MIN_SEEDS) & (table["not_trained"].map(len) == 0)]
+    if ok.empty:
+        return None
+    return ok.loc[ok["test_mean"].astype(float).idxmin()].to_dict()
+
+
+def headline_table(results: Path) -> str:
+    """The README's first table: the paper's test errors, ours, the modern preset's and the best network the
+    ladder measured, each with its seeds, its 95% interval and the command that made it."""
+    from .ablation import plus_minus
+
+    commands = {folder: command for folder, _, command, _ in RESULT_GROUPS}
+    rows = ["| network | the paper (Sec. III-C) | ours: test error % (mean ± 95% CI) | seeds | made by |",
+            "|---|---|---|---|---|"]
+    for folder, (label, paper) in HEADLINE_GROUPS.items():
+        runs = finished_summaries(results, folder)
+        if runs:
+            tests = [r["final_test_error_pct"] for r in runs]
+            rows.append(f"| {label} | {'–' if paper is None else f'{paper}%'} | {plus_minus(*mean_ci(tests))} | "
+                        f"{len(tests)} | `{commands[folder]}` |")
+    best = best_rung(results)
+    if best is not None:
+        rows.append(f"| the best network measured: the `{HEADLINE_GRID}` rung `{best['variant']}` (a modern "
+                    f"architecture trained the 1998 way; [docs/ablation.md](docs/ablation.md)) | – | "
+                    f"{plus_minus(best['test_mean'], best['test_half'])}% | {len(best['seeds'])} | "
+                    f"`lenet5 grid {HEADLINE_GRID} --variants {best['variant']}` |")
+    return "\n".join(rows)
 
 
 def ablation_tables(results: Path) -> dict[str, str]:
@@ -144,14 +191,18 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
     return "\n".join(parts)
 
 
-def write_reports(results: Path, readme: Path) -> list[Path]:
+def write_reports(results: Path, pages: Path | list[Path], parser=None) -> list[Path]:
+    """Write results/reproduction.md, ablation.md and rejection.md, and refresh every generated block in `pages`
+    (a page or a list of them: README.md and docs/*.md by default on the command line; with `parser`, the
+    `lenet5` command's, its reference of every command too); the files written or refreshed, in order."""
+    results = Path(results)
+    pages = [Path(pages)] if isinstance(pages, (str, Path)) else [Path(p) for p in pages]
+    pages = [p for p in pages if p.exists()]
     table = reproduction_table(results)
     out = results / "reproduction.md"
     atomic.write_text(out, "# Reproduction: ours vs the paper (Sec. III-C)\n\nMade by `lenet5 report` from "
                       "results/<preset>/seed<N>/summary.json.\n\n" + table + "\n")
     written = [out]
-    if readme.exists() and refresh_readme(readme, table):
-        written.append(readme)
     from .comparison import COMPARISONS, comparison_markers, comparison_tables
     tables, comparisons = ablation_tables(results), comparison_tables(results)
     if tables:
@@ -170,13 +221,13 @@ def write_reports(results: Path, readme: Path) -> list[Path]:
         atomic.write_text(out, text)
         written.append(out)
     from .grids import GRIDS
+    blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
-    updates = [(tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._"), ablation_markers(name))
-               for name in GRIDS]
-    updates += [(comparisons.get(c.name, f"_Not both grids have runs yet: `lenet5 grid {c.first}`, "
-                                         f"`lenet5 grid {c.second}`._"), comparison_markers(c.name))
-                for c in COMPARISONS]
-    for table, markers in updates:
-        if readme.exists() and refresh_readme(readme, table, *markers) and readme not in written:
-            written.append(readme)
-    return written
+    blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
+                   for name in GRIDS})
+    blocks.update({comparison_markers(c.name): comparisons.get(
+        c.name, f"_Not both grids have runs yet: `lenet5 grid {c.first}`, `lenet5 grid {c.second}`._")
+        for c in COMPARISONS})
+    blocks.update(embedded_files(results))
+    blocks.update(code_blocks(parser))
+    return written + refresh_pages(pages, blocks)

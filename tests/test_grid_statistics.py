@@ -1,0 +1,50 @@
+"""The statistics the grid tables rest on (repro/study/stats.py), against hand computation: the paired t-interval
+over seeds, McNemar's test over pooled seeds, Holm's correction and Spearman's rank correlation."""
+import math
+
+import pytest
+from scipy import stats as scipy_stats
+
+from repro.study.stats import mcnemar, paired_delta
+
+
+def test_paired_delta_matches_hand_computation():
+    out = paired_delta({0: 1.0, 1: 1.2, 2: 1.1, 3: 9.9}, {0: 1.5, 1: 1.6, 2: 1.8})
+    # diffs 0.5, 0.4, 0.7: mean 0.5333, sd 0.15275, t(0.975, 2) = 4.302653; t statistic = mean / (sd / sqrt 3)
+    sd = math.sqrt(((0.5 - 0.53333) ** 2 + (0.4 - 0.53333) ** 2 + (0.7 - 0.53333) ** 2) / 2)
+    assert out["seeds"] == [0, 1, 2]
+    assert out["delta"] == pytest.approx(1.6 / 3) and out["half"] == pytest.approx(4.302653 * sd / math.sqrt(3),
+                                                                                    rel=1e-4)
+    t = (1.6 / 3) / (sd / math.sqrt(3))  # 6.047
+    assert out["p"] == pytest.approx(2 * scipy_stats.t.sf(t, 2), rel=1e-4)  # two-sided p of that t, 2 dof
+    assert out["p"] == pytest.approx(0.02627, rel=1e-2)
+    assert math.isnan(paired_delta({0: 1.0}, {0: 2.0})["p"])
+
+
+def test_mcnemar_counts_discordant_pairs_over_pooled_seeds():
+    labels = [0, 1, 2, 3]
+    reference = [[0, 1, 2, 0], [0, 1, 0, 3]]  # seed 0 misses image 3, seed 1 misses image 2
+    variant = [[0, 0, 0, 3], [1, 1, 2, 3]]  # seed 0: wrong on 1, 2, right on 3; seed 1: wrong on 0, right on 2
+    out = mcnemar(labels, reference, variant)
+    assert (out["b"], out["c"]) == (3, 2)
+    assert out["p"] == pytest.approx(1.0)  # 2 of 5 discordant pairs: two-sided exact binomial p = 1
+    out = mcnemar([0] * 10, [[0] * 10], [[1] * 10])
+    assert (out["b"], out["c"]) == (10, 0) and out["p"] == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar(labels, reference, reference)["p"] == 1.0
+
+
+def test_holm_matches_hand_computation():
+    from repro.study.stats import holm
+    # sorted: 0.01 x 4, 0.02 x 3, 0.03 x 2 -> 0.06, made monotone, 0.5 x 1 -> 0.5; NaN is not in the family
+    adjusted = holm([0.03, 0.5, 0.01, float("nan"), 0.02])
+    assert adjusted[:3] == pytest.approx([0.06, 0.5, 0.04]) and math.isnan(adjusted[3])
+    assert adjusted[4] == pytest.approx(0.06)
+    assert holm([0.9, 0.8]) == [1.0, 1.0]
+
+
+def test_rank_correlation_matches_hand_computation():
+    from repro.study.stats import rank_correlation
+    assert rank_correlation([1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])[0] == pytest.approx(1.0)
+    # ranks (1, 2, 3, 4) vs (2, 1, 4, 3): d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
+    assert rank_correlation([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0])[0] == pytest.approx(0.6)
+    assert math.isnan(rank_correlation([1.0, 2.0], [2.0, 1.0])[0])
