@@ -30,7 +30,8 @@ from repro.config import RunConfig
 from repro.errors import run_script
 from repro.inference import evaluate_model, load_model
 from repro.study.grid import read_rows
-from repro.train import read_run_config, train
+from repro.run_folder import RunPaths, read_run_config
+from repro.train import train
 
 SCREEN = Path("results/screens/step_sizes/one_at_a_time_p4")
 OUT = Path("results/screens/bn_eval.jsonl")
@@ -38,7 +39,7 @@ OUT = Path("results/screens/bn_eval.jsonl")
 
 def network(run_dir: Path, data_root) -> tuple[torch.nn.Module, RunConfig]:
     """The run's trained network: its model.pt, or where that is missing, the run trained again from its config."""
-    if (run_dir / "model.pt").exists():
+    if RunPaths(run_dir).model.exists():
         return load_model(run_dir)
     print(f"{run_dir}/model.pt is not here (not committed): training it again from its config.json")
     with tempfile.TemporaryDirectory() as tmp:

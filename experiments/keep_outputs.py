@@ -13,7 +13,6 @@ predictions must equal the run's committed test_predictions.json, or the script 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,13 +21,8 @@ import torch
 from repro import atomic
 from repro.errors import RunError, run_script
 from repro.inference import evaluate_model, load_model
-from repro.train import RunPaths, outputs_npz, write_nondigit_outputs
-
-
-def run_folders(path: Path) -> list[Path]:
-    if (path / "summary.json").exists():
-        return [path]
-    return sorted(p.parent for p in path.rglob("summary.json"))
+from repro.run_folder import RunPaths, outputs_npz, read_predictions, run_folders
+from repro.train import write_nondigit_outputs
 
 
 def keep(run_dir: Path, data_root) -> str:
@@ -40,7 +34,7 @@ def keep(run_dir: Path, data_root) -> str:
     model, config = load_model(run_dir)
     if not paths.outputs.exists():
         result = evaluate_model(model, config, data_root=data_root)
-        committed = json.loads(paths.predictions.read_text())["predictions"]
+        committed = read_predictions(run_dir)["predictions"]
         if result["predictions"] != committed:
             raise RunError(f"{run_dir}: its model.pt does not give its committed test predictions; retrain it")
         atomic.write_bytes(paths.outputs, outputs_npz(torch.from_numpy(result["outputs"])))

@@ -15,14 +15,11 @@ from pathlib import Path
 from repro import atomic
 from repro.errors import RunError, run_script
 from repro.pretrained import PRETRAINED, WEIGHTS_DIR
+from repro.run_folder import RunPaths, finished_runs
 
 
 def median_seed(folder: Path) -> tuple[Path, dict]:
-    runs = []
-    for summary in sorted(folder.glob("seed*/summary.json")):
-        data = json.loads(summary.read_text())
-        if data["status"] == "finished" and (summary.parent / "model.pt").exists():
-            runs.append((data["final_test_error_pct"], summary.parent, data))
+    runs = [(data["final_test_error_pct"], run_dir, data) for run_dir, data in finished_runs(folder, with_model=True)]
     if not runs:
         raise RunError(f"{folder} has no finished run with model.pt")
     runs.sort(key=lambda r: (r[0], r[1].name))
@@ -36,8 +33,8 @@ def main(argv=None) -> None:
     for name, folder in PRETRAINED.items():
         run_dir, data = median_seed(Path(folder))
         target = WEIGHTS_DIR / f"{name}.pt"
-        shutil.copyfile(run_dir / "model.pt", target)
-        entries[name] = {"source": str(run_dir / "model.pt"), "seed": data["config"]["train"]["seed"],
+        shutil.copyfile(RunPaths(run_dir).model, target)
+        entries[name] = {"source": str(RunPaths(run_dir).model), "seed": data["config"]["train"]["seed"],
                          "final_test_error_pct": data["final_test_error_pct"],
                          "final_train_error_pct": data["final_train_error_pct"],
                          "seeds_in_folder": data["seeds"], "their_test_errors_pct": data["test_errors_pct"],

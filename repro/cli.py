@@ -83,11 +83,11 @@ def cmd_counts(args) -> int:
 def train_config(args):
     """The config `lenet5 train` runs: --preset (default paper) and --set; with --resume, the run folder's own
     config.json, which a --preset or --set must agree with (the first difference is refused by name)."""
-    from .train import read_run_config
+    from .run_folder import RunPaths, read_run_config
 
     overrides = parse_overrides(args.overrides)
     folder = Path(args.out) / f"seed{args.seeds[0]}" if args.out and args.seeds else Path(args.out or ".")
-    if not (args.resume and args.out and (folder / "config.json").exists()):
+    if not (args.resume and args.out and RunPaths(folder).config.exists()):
         return run_config(args.preset or "paper", overrides)
     saved = read_run_config(folder)
     asked = apply_overrides(saved, overrides) if args.preset is None else run_config(args.preset, overrides)

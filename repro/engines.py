@@ -12,12 +12,26 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from .components import LOSSES
 from .config import RunConfig
 from .data import MNISTTensors
+
+class RunState(Protocol):
+    """What an engine reads and advances of a run (repro.train.Run has these fields): the network and its
+    optimizer, the pass's patterns in the order they are shown, and the pass's running loss."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order: torch.Tensor  # the pass's pattern indices into train_x / train_y, in training order
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    loss_sum: torch.Tensor  # float64 scalar: the pass's summed training loss so far
+
 
 # auto: compile only when a group has enough updates to pay back the compile time (docs/speed.md)
 COMPILE_MIN_UPDATES = 20_000
@@ -70,7 +84,7 @@ class ReferenceEngine:
         self.data, self.loss_fn, self.j = data, LOSSES[config.loss], config.train.map_j
         self.batch = config.train.batch_size
 
-    def run_steps(self, runs, start: int, end: int) -> None:
+    def run_steps(self, runs: list[RunState], start: int, end: int) -> None:
         batch = self.batch
         for run in runs:
             model, optimizer = run.model, run.optimizer
@@ -97,7 +111,7 @@ class LockstepEngine:
         """Seconds spent compiling, over every online engine this one has built."""
         return self._compiled_before + (self._online.compile_s if self._online else 0.0)
 
-    def run_steps(self, runs, start: int, end: int) -> None:
+    def run_steps(self, runs: list[RunState], start: int, end: int) -> None:
         from .online import OnlineEngine
 
         if self._runs != runs:  # a new group (or a run dropped out): build, and compile, once per group

@@ -43,9 +43,10 @@ from .components import HEADS, INPUTS
 from .config import RunConfig
 from .data import IDX_MAGIC, load_mnist, load_raw, preprocess
 from .errors import ConfigError, DataError, LeNet5Error, RunError
-from .model import LeNet5, build_model
 from .evaluation import evaluate
-from .train import RunPaths
+from .model import LeNet5
+from .pretrained import PRETRAINED, weights_file
+from .run_folder import RunPaths, first_line, read_model
 
 SPLITS = ("test", "validation", "train")
 INVERT_CHOICES = ("auto", "yes", "no")
@@ -55,19 +56,9 @@ MNIST_SIZE = 28
 IDX_ENTRY = re.compile(r"^(?P<file>.+(?:-ubyte|\.idx\d?)(?:\.gz)?)(?::(?P<index>[^:]*))?$")
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip()
-    # torch's weights-only refusal is a page of advice; its cause is the first line after this marker
-    _, marker, cause = text.partition("WeightsUnpickler error:")
-    if marker and cause.strip():
-        text = "weights-only unpickler: " + cause.strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
-
-
 def model_file(path: str | Path) -> Path:
     """The model.pt that `path` names: the file itself, the one in a run folder, or, for a name of
     repro.pretrained.PRETRAINED that is not a path here ("paper"), the network shipped in the package."""
-    from .pretrained import PRETRAINED, weights_file
 
     if str(path) in PRETRAINED and not Path(path).exists():
         return weights_file(str(path))
@@ -91,26 +82,9 @@ def model_file(path: str | Path) -> Path:
 
 
 def load_model(path: str | Path) -> tuple[LeNet5, RunConfig]:
-    """The LeNet5 (in eval mode, on the CPU) and RunConfig saved in a model.pt or a run folder holding one."""
-    file = model_file(path)
-    advice = "pass a run folder with model.pt or the model.pt a finished run wrote"
-    try:
-        # weights_only: a model.pt is tensors and plain values, so nothing in it needs to run code to load
-        saved = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - whatever torch cannot read gets the same advice
-        raise RunError(f"{file} is not a lenet5 model.pt ({_first_line(exc)}); {advice}") from None
-    missing = [key for key in ("model", "config") if not (isinstance(saved, dict) and key in saved)]
-    if missing:
-        what = "a training checkpoint" if isinstance(saved, dict) and "optimizer" in saved else "not a lenet5 model.pt"
-        raise RunError(f"{file} is {what} (no {missing[0]!r} entry); {advice}")
-    try:
-        config = RunConfig.from_dict(saved["config"])
-        model = build_model(config)
-        model.load_state_dict(saved["model"])
-    except (LeNet5Error, RuntimeError, TypeError, ValueError, AttributeError) as exc:
-        raise RunError(f"{file} holds weights that do not fit its own config ({_first_line(exc)}); {advice}") \
-            from None
-    return model.eval(), config
+    """The LeNet5 (in eval mode, on the CPU) and RunConfig saved in a model.pt, a run folder holding one, or a
+    pretrained network's name (`model_file`)."""
+    return read_model(model_file(path))
 
 
 def default_split(config: RunConfig) -> str:
@@ -177,7 +151,7 @@ def _read_idx_entry(file: Path, index_text: str | None) -> torch.Tensor:
             f.seek(16 + index * rows * cols)
             data = f.read(rows * cols)
     except (OSError, EOFError) as exc:  # a missing file, or a damaged gzip stream
-        raise DataError(f"cannot read {file} ({_first_line(exc)}); check the path, or replace the file") from None
+        raise DataError(f"cannot read {file} ({first_line(exc)}); check the path, or replace the file") from None
     if len(data) < rows * cols:
         raise DataError(f"{file} is truncated before image {index}; replace it with a fresh copy")
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(rows, cols)
@@ -196,7 +170,7 @@ def _read_picture(file: Path) -> torch.Tensor:
                 img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
             gray = img.convert("L")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {file} ({_first_line(exc)}); pass a PNG or JPEG file, or an IDX "
+        raise DataError(f"cannot read image {file} ({first_line(exc)}); pass a PNG or JPEG file, or an IDX "
                         f"entry FILE-ubyte:INDEX") from None
     return torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(gray.height, gray.width)
 

@@ -3,15 +3,11 @@ curvature estimate (repro/sdlm.py) walks, without hooks or a re-trace on every c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from .components import Component
 from .components.base import trace_leaves
-
-if TYPE_CHECKING:
-    from .model import LeNet5
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class Layer:
     state: tuple[str, ...]  # local names of its running statistics
 
 
-def network_layers(model: "LeNet5", purpose: str = "the online engine",
+def network_layers(model: torch.nn.Module, purpose: str = "the online engine",
                    example: torch.Tensor | None = None) -> list[Layer]:
     """The model's leaf modules in execution order, traced on one pattern (`example`, by default a blank
     LeNet-5 input; in eval mode, so that nothing in the model changes). Each must be a `Component`: `purpose`

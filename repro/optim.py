@@ -13,15 +13,26 @@ sample of training patterns, so the loop needs no optimizer-specific branches: S
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from .sdlm import SDLM
 
-if TYPE_CHECKING:
-    from .config import TrainConfig
+
+class OptimizerFields(Protocol):
+    """What this module reads of a run's training config (repro.config.TrainConfig has these fields): the
+    optimizer and its schedule, nothing else, so that optim does not depend on config (which reads its
+    registries) and any object with these fields will do."""
+
+    optimizer: str
+    lr: float
+    lr_schedule: str
+    epochs: int
+    mu: float
+    momentum: float
+    batch_size: int
 
 # Sec. III-B: eta for passes 1-2, 3-5, 6-8, 9-12, 13-20 (and on). The widely copied version that drops the
 # 0.0001 step is wrong.
@@ -43,7 +54,7 @@ SCHEDULES = {
 }
 
 
-def lr_for_pass(config: "TrainConfig", pass_index: int) -> float:
+def lr_for_pass(config: OptimizerFields, pass_index: int) -> float:
     """The learning rate of a pass: config.lr times the schedule's factor."""
     return config.lr * SCHEDULES[config.lr_schedule](pass_index, config.epochs)
 
@@ -68,7 +79,7 @@ def _stack(tensors) -> torch.Tensor:
 class OptimizerRule:
     """One optimizer value; subclasses define every method (see the module docstring)."""
 
-    def make(self, config: "TrainConfig", params: list) -> torch.optim.Optimizer:
+    def make(self, config: OptimizerFields, params: list) -> torch.optim.Optimizer:
         raise NotImplementedError
 
     def pack(self, optimizers: list, params: list[list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
@@ -174,7 +185,7 @@ class AdamRule(OptimizerRule):
 OPTIMIZERS: dict[str, type[OptimizerRule]] = {"sdlm": SDLMRule, "adam": AdamRule, "sgd": SGDRule}
 
 
-def make_optimizer(config: "TrainConfig", model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(config: OptimizerFields, model: nn.Module) -> torch.optim.Optimizer:
     return OPTIMIZERS[config.optimizer]().make(config, [p for p in model.parameters() if p.requires_grad])
 
 

@@ -37,8 +37,9 @@ def weights_file(name: str) -> Path:
 
 def pretrained(name: str = "paper"):
     """The pretrained LeNet5 `name` (PRETRAINED), in eval mode on the CPU, with its RunConfig as `run_config`."""
-    from .inference import load_model
+    from .run_folder import read_model
 
-    model, config = load_model(weights_file(name))
+    model, config = read_model(weights_file(name), advice="reinstall the package (its repro/weights/ files are "
+                                                          "damaged)")
     model.run_config = config
     return model

@@ -1,11 +1,10 @@
 """Training (Sec. III-B): runs of a RunConfig, resumable, with a JSON line per pass.
 
-A run folder holds config.json, log.jsonl (one line per pass), test_predictions.json and test_outputs.npz (the
-network's 10 outputs per test pattern, RBF penalties or logits, in float16; both of the latest pass),
-checkpoint.pt (written atomically after each pass and every `checkpoint_every` steps), and at the end model.pt,
-nondigit_outputs.npz (MNIST runs: the outputs on repro/nondigits.py's sets) and summary.json. The summary records
-where the wall time went (`phases_s`, repro/phases.py) and what made the run: the code's commit and the machine
-(repro/provenance.py).
+A run writes its folder through repro/run_folder.py, which owns the files' names and formats: config.json at the
+start; after each pass log.jsonl, log.csv, test_predictions.json, test_outputs.npz and checkpoint.pt (also every
+`checkpoint_every` steps, atomically); at the end model.pt, nondigit_outputs.npz (MNIST runs) and summary.json.
+The summary records where the wall time went (`phases_s`, repro/phases.py) and what made the run: the code's
+commit and the machine (repro/provenance.py).
 `resume=True` continues from the checkpoint; the result is bit-for-bit that of an uninterrupted run (the data
 order of each pass is a function of the seed and the pass, and the checkpoint holds every other state), which is
 why a resume with another thread count than the checkpoint's is refused.
@@ -21,7 +20,6 @@ result would then depend on which seeds trained beside it.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -31,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -48,24 +45,13 @@ from .model import LeNet5, build_model
 from .optim import lr_for_pass, make_optimizer, set_lr
 from .phases import PhaseClock
 from .provenance import provenance
+from .run_folder import (RunPaths, log_csv, log_jsonl, model_state, nondigit_npz, outputs_npz, predictions_json,
+                         read_run_config)
+# the run folder's readers, long imported from here by scripts: repro/run_folder.py owns them
+from .run_folder import read_log, read_nondigit_outputs, read_outputs  # noqa: F401,E402
 
 DIVERGENCE_CHECK_EVERY = 1000  # steps between checks of the running loss
 WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (the engines step in chunks)
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    config = property(lambda self: self.root / "config.json")
-    log = property(lambda self: self.root / "log.jsonl")
-    log_csv = property(lambda self: self.root / "log.csv")  # the same, for spreadsheets (no per-layer steps)
-    checkpoint = property(lambda self: self.root / "checkpoint.pt")
-    model = property(lambda self: self.root / "model.pt")
-    predictions = property(lambda self: self.root / "test_predictions.json")
-    outputs = property(lambda self: self.root / "test_outputs.npz")  # `outputs`: (patterns, 10) float16
-    nondigit_outputs = property(lambda self: self.root / "nondigit_outputs.npz")  # repro/nondigits.py: set -> (N, 10)
-    summary = property(lambda self: self.root / "summary.json")
 
 
 @dataclass(frozen=True)
@@ -211,15 +197,6 @@ def _open_run(config: RunConfig, out: Path, resume: bool) -> Run | dict:
     return run
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
-    """The RunConfig a run folder was started with (its config.json)."""
-    path = RunPaths(Path(run_dir)).config
-    try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise RunError(f"cannot read the run's config {path} ({exc}); restore it, or choose another --out") from None
-
-
 def train(config: RunConfig, out: str | os.PathLike, data_root=None, resume: bool = False,
           data: MNISTTensors | None = None, progress: bool = True) -> dict:
     """Train one run to completion; returns its summary. Raises DivergedError if it diverges."""
@@ -349,15 +326,6 @@ def _pass_patterns(run: Run, data: MNISTTensors, pass_index: int) -> tuple[torch
                           run.config.model.input)
 
 
-CSV_FIELDS = ("pass", "lr", "train_loss", "train_error_pct", "test_error_pct", "test_loss", "wall_s")
-
-
-def log_csv(log: list[dict]) -> str:
-    """log.jsonl's numbers as CSV, a header line first."""
-    lines = [",".join(CSV_FIELDS)] + [",".join(str(entry[k]) for k in CSV_FIELDS) for entry in log]
-    return "\n".join(lines) + "\n"
-
-
 def pass_line(entry: dict, config: RunConfig) -> str:
     """One readable line per pass for the terminal (log.jsonl keeps everything)."""
     where = "validation" if config.train.evaluate_on == "validation" else "test"
@@ -399,10 +367,10 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
             "test_error_pct": test_eval["error_pct"], "test_loss": test_eval["loss"],
             "effective_steps": run.step_stats, "wall_s": round(run.wall(), 2)}
     run.log.append(line)
-    atomic.write_text(run.paths.log, "".join(json.dumps(entry) + "\n" for entry in run.log))
+    atomic.write_text(run.paths.log, log_jsonl(run.log))
     # written before the checkpoint, so a run resumed after its last pass still has its final predictions
-    atomic.write_text(run.paths.predictions, json.dumps({"labels": data.test_y.tolist(),
-                                                         "predictions": test_eval["predictions"].tolist()}) + "\n")
+    atomic.write_text(run.paths.predictions, predictions_json(data.test_y.tolist(),
+                                                              test_eval["predictions"].tolist()))
     atomic.write_bytes(run.paths.outputs, outputs_npz(test_eval["outputs"]))
     atomic.write_text(run.paths.log_csv, log_csv(run.log))
     if progress:
@@ -416,7 +384,7 @@ def _finish_pass(run: Run, data: MNISTTensors, pass_index: int, steps_per_pass: 
 def _finish_run(run: Run, data_root=None) -> None:
     """The final model and summary; the last pass already wrote the test predictions and outputs. An MNIST run
     also keeps its outputs on non-digits (repro/nondigits.py), for the rejection tables."""
-    atomic.torch_save({"model": run.model.state_dict(), "config": run.config.to_dict()}, run.paths.model)
+    atomic.torch_save(model_state(run.model, run.config), run.paths.model)
     if run.config.train.dataset == "mnist":
         write_nondigit_outputs(run.paths.root, run.model, run.config, data_root)
     _write_summary(run, "finished", "", trainable_params=totals(layer_counts(run.model))[0])
@@ -436,39 +404,9 @@ def _write_summary(run: Run, status: str, message: str, trainable_params: int | 
     return summary
 
 
-def outputs_npz(outputs: torch.Tensor) -> bytes:
-    """A run's test outputs as test_outputs.npz holds them: compressed float16 (~0.1 per cent of a penalty; a run's
-    10,000 x 10 take ~150 KB), enough to rank patterns by confidence (rejection, paper_notes/rbf_output.md)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, outputs=outputs.detach().to(torch.float16).numpy())
-    return buffer.getvalue()
-
-
 def write_nondigit_outputs(run_dir: Path, model: LeNet5, config: RunConfig, data_root=None) -> None:
-    """nondigit_outputs.npz: the model's outputs on each non-digit set, float16 (repro/nondigits.py)."""
+    """nondigit_outputs.npz: the model's outputs on each non-digit set (repro/nondigits.py)."""
     from .nondigits import nondigit_outputs
 
-    buffer = io.BytesIO()
-    arrays = {name: out.astype(np.float16) for name, out in nondigit_outputs(model, config, data_root).items()}
-    np.savez_compressed(buffer, **arrays)
-    atomic.write_bytes(RunPaths(Path(run_dir)).nondigit_outputs, buffer.getvalue())
-
-
-def read_nondigit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
-    """A run folder's outputs on the non-digit sets, {set: (N, 10) float16}; {} for a run that has none."""
-    path = RunPaths(Path(run_dir)).nondigit_outputs
-    if not path.exists():
-        return {}
-    with np.load(path) as npz:
-        return {name: npz[name] for name in npz.files}
-
-
-def read_outputs(run_dir: Path) -> np.ndarray:
-    """A run folder's test outputs (test_outputs.npz), (patterns, 10) float16."""
-    with np.load(RunPaths(Path(run_dir)).outputs) as npz:
-        return npz["outputs"]
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    """A run folder's per-pass log (log.jsonl, written by `_finish_pass`), one dict per pass."""
-    return [json.loads(line) for line in RunPaths(Path(run_dir)).log.read_text().splitlines() if line.strip()]
+    atomic.write_bytes(RunPaths(Path(run_dir)).nondigit_outputs,
+                       nondigit_npz(nondigit_outputs(model, config, data_root)))

@@ -1,7 +1,6 @@
 import itertools
 
 import pytest
-import torch
 
 from repro.study import figures
 from repro.prototypes import DIGIT_BITMAPS, bitmap_to_vector, rbf_prototypes

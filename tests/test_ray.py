@@ -1,7 +1,6 @@
 """`lenet5 grid --backend ray` against a real Ray cluster, started as a user starts one (`ray start --head` in a
 subprocess; the driver connects to its address): the same rows as the local backend, and a worker killed
 mid-run is retried with nothing lost or duplicated."""
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import torch
 
 from helpers import grid_data
 from helpers.step_hooks import lenet5_command
+from repro.run_folder import RunPaths
 from repro.study.grid import RUNS_FILE, read_rows, run_grid
 from repro.study.grids import Grid
 
@@ -77,8 +77,10 @@ def assert_same_grid(a: Path, b: Path) -> None:
         ma = torch.load(a / row["run_dir"] / "model.pt")["model"]
         mb = torch.load(b / rb[key]["run_dir"] / "model.pt")["model"]
         assert all(torch.equal(ma[k], mb[k]) for k in ma)
-        for name in ("config.json", "log.csv", "summary.json", "test_predictions.json"):
-            assert (b / rb[key]["run_dir"] / name).exists()
+        # every file the local run left (its checkpoint aside) came back, the outputs the rejection tables read too
+        local = {p.name for p in (a / row["run_dir"]).iterdir()} - {RunPaths(a).checkpoint.name}
+        assert local >= {"test_outputs.npz", "model.pt", "summary.json"}
+        assert {p.name for p in (b / rb[key]["run_dir"]).iterdir()} == local
 
 
 @pytest.mark.slow

@@ -35,4 +35,5 @@ __all__ = ["ACTIVATIONS", "BACKGROUND_LEVEL", "C3_CONNECTIONS", "C3_TABLE", "FOR
            "AvgPool", "BatchNorm2d", "Component", "Conv2d", "EuclideanRBF", "FullFieldConv2d", "Head", "InputField",
            "Linear", "Loss", "MaxPool", "ReLU", "ScaledTanh", "TableConv2d", "Tanh", "TrainableSubsampling",
            "INITS", "c3_connection_mask", "init_default_subsampling_", "init_lecun_", "lecun_uniform_", "unit_fan_in", "cross_entropy_loss", "map_loss", "mle_loss", "output_curvature",
-           "rbf_curvature", "softmax_curvature"]
+           "rbf_curvature", "softmax_curvature", "EVALUATION_STATISTICS", "set_evaluation_statistics",
+           "using_running_statistics"]

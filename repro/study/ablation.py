@@ -8,12 +8,12 @@ variant's mean and interval on its own, and say nothing about how well the compo
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from ..run_folder import read_predictions
 from .grid import RUNS_FILE, read_rows
 from .stats import holm, mcnemar, mean_ci, paired_delta
 
@@ -40,7 +40,7 @@ def outcome(row: dict) -> str:
 
 
 def _predictions(grid_dir: Path, row: dict) -> tuple[list, list]:
-    data = json.loads((Path(grid_dir) / row["run_dir"] / "test_predictions.json").read_text())
+    data = read_predictions(Path(grid_dir) / row["run_dir"])
     return data["labels"], data["predictions"]
 
 

@@ -9,10 +9,10 @@ datasets; repro/study/comparison.py).
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,7 +22,12 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, Nul
 
 from ..components import c3_connection_mask  # noqa: E402
 from ..prototypes import HEIGHT, WIDTH, rbf_prototypes  # noqa: E402
-from ..train import read_log  # noqa: E402
+
+from ..run_folder import (SEED_FOLDERS, RunPaths, read_log, read_outputs,  # noqa: E402
+                          read_predictions, read_run_config, read_weights)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def plot_rbf_prototypes(path: Path) -> Path:
@@ -121,7 +126,7 @@ def reproduction_runs(results: Path) -> tuple[dict[str, list[Path]], dict[str, t
     for folder, label, _command, paper_values in RESULT_GROUPS:
         if folder not in FIG5_GROUPS:
             continue
-        runs = sorted(d for d in (results / folder).glob("seed*") if (d / "log.jsonl").exists())
+        runs = sorted(d for d in (results / folder).glob(SEED_FOLDERS) if RunPaths(d).log.exists())
         if runs:
             groups[f"preset {label}"] = runs
             paper[f"preset {label}"] = paper_values or (None, None)
@@ -318,19 +323,18 @@ SHOWCASE_RUN = Path("paper_final") / "seed0"
 def make_showcase_figures(out_dir: Path, results: Path, data_root=None) -> list[Path]:
     """C1 kernels, confusion matrix and misclassified digits of the paper preset's showcase run. The digits'
     pixels come from MNIST itself (never committed), so that figure needs the data root."""
-    import torch
 
     from ..data import DataError, load_raw
 
     run = results / SHOWCASE_RUN
     paths = []
     label = f"paper preset, results/{SHOWCASE_RUN}"
-    if (run / "model.pt").exists():
-        state = torch.load(run / "model.pt", weights_only=False)["model"]
+    if RunPaths(run).model.exists():
+        state = read_weights(RunPaths(run).model)
         paths.append(plot_c1_kernels(state["c1.0.weight"].numpy(), f"learned C1 kernels, {label}",
                                      out_dir / "c1_kernels.png"))
-    if (run / "test_predictions.json").exists():
-        pred = json.loads((run / "test_predictions.json").read_text())
+    if RunPaths(run).predictions.exists():
+        pred = read_predictions(run)
         paths.append(plot_confusion_matrix(pred["labels"], pred["predictions"], f"confusion, {label}",
                                            out_dir / "confusion_paper.png"))
         try:
@@ -408,9 +412,9 @@ def make_fig8(out_dir: Path, results: Path, data_root=None) -> list[Path]:
     from ..data import DataError, load_raw
 
     run = results / FIG8_RUN
-    if not (run / "test_predictions.json").exists():
+    if not RunPaths(run).predictions.exists():
         return []
-    pred = json.loads((run / "test_predictions.json").read_text())
+    pred = read_predictions(run)
     try:
         images, _ = load_raw(data_root, "test", download=False)
     except DataError as exc:
@@ -536,14 +540,12 @@ def error_reject_curves(run_dirs: list[Path]) -> list[tuple[list, list]]:
 
     from ..components import HEADS
     from ..rejection import DEFAULT_CONFIDENCE, confidence, error_reject_curve
-    from ..train import RunPaths, read_outputs, read_run_config
-
     curves = []
     for run_dir in run_dirs:
         config = read_run_config(run_dir)
         lower = HEADS[config.model.head].lower_is_better
         outputs = read_outputs(run_dir).astype(np.float64)
-        labels = np.array(json.loads(RunPaths(run_dir).predictions.read_text())["labels"])
+        labels = np.array(read_predictions(run_dir)["labels"])
         predicted = outputs.argmin(1) if lower else outputs.argmax(1)
         conf = confidence(outputs, lower, DEFAULT_CONFIDENCE[config.model.head], config.train.map_j)
         curves.append(error_reject_curve(conf, predicted == labels))
@@ -593,7 +595,6 @@ def plot_rejection_deltas(frame, reference: str, title: str, path: Path) -> Path
 def make_rejection_figures(out_dir: Path, results: Path) -> list[Path]:
     """The error-reject curves of the paper preset, its head=linear swap and the modern preset; per grid whose
     runs kept outputs, each swap's Δ in rejection and AUROC."""
-    from ..train import RunPaths
     from .ablation import grid_rows, outcome
     from .grids import GRIDS
     from .rejection import rejection_table

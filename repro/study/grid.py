@@ -23,9 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
-import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -34,29 +32,11 @@ from .. import atomic
 from ..config import ConfigError, RunConfig
 from ..errors import Interrupted
 from ..interrupt import install_for_process, stop_requested, stop_signals
+from ..run_folder import RunPaths, finished_runs as finished_result_runs, read_summary
+from .cells import INTERRUPTED, Cell, run_cell  # noqa: F401 - run_cell: the runners' (and tests') name for it
 
 RUNS_FILE = "runs.jsonl"
 DONE = ("finished", "diverged")  # a re-run does not repeat these; 'failed' is retried
-INTERRUPTED = "interrupted"  # stopped by a signal, checkpointed: no row, a re-run resumes it
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (variant, seed) of a grid."""
-
-    grid: str
-    variant: str
-    component: str | None
-    value: str | None
-    seed: int
-    config: RunConfig  # with train.seed = seed
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.variant, self.seed
-
-    def run_dir(self, out: Path) -> Path:
-        return out / self.variant.replace("=", "-") / f"seed{self.seed}"
 
 
 def grid_cells(grid, seeds, variants=None) -> list[Cell]:
@@ -122,36 +102,6 @@ def _row(cell: Cell, summary: dict, out: Path) -> dict:
             **{k: (summary.get("machine") or {}).get(k) for k in ("cpu", "cpu_capability")}}
 
 
-_DATA_CACHE: dict = {}
-
-
-def run_cell(cell: Cell, out: Path, data_root, threads: int) -> dict:
-    """Train (or resume, or read back) one cell; never raises: a failure becomes a 'failed' summary."""
-    import torch
-
-    from ..data import load_mnist
-    from ..train import train_seeds
-
-    torch.set_num_threads(threads)
-    if stop_requested():  # before loading data the run will never use
-        return {"status": INTERRUPTED, "message": "not started"}
-    try:
-        train = cell.config.train
-        key = (cell.config.model.input, str(data_root), train.train_size, train.evaluate_on, train.dataset)
-        if key not in _DATA_CACHE:
-            _DATA_CACHE[key] = load_mnist(cell.config.model.input, data_root, train_size=train.train_size or None,
-                                          evaluate_on=train.evaluate_on, dataset=train.dataset)
-        if stop_requested():  # the grid is stopping: do not start another run
-            return {"status": INTERRUPTED, "message": "not started"}
-        return train_seeds(cell.config, [cell.seed], [cell.run_dir(out)], data_root, resume=True,
-                           data=_DATA_CACHE[key], progress=False)[0]
-    except Interrupted as exc:
-        return {"status": INTERRUPTED, "message": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - the grid records the failure and goes on
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return {"status": "failed", "message": last}
-
-
 def _check_rows(rows: list[dict], cells: list[Cell], runs_file: Path) -> None:
     digests = {c.key: c.config.digest() for c in cells}
     for row in rows:
@@ -172,14 +122,16 @@ def finished_runs(sources, exclude: Path | None = None) -> dict[tuple[str, int],
         for row in read_rows(source / RUNS_FILE)[0]:
             if row.get("status") == "finished" and "digest" in row and not row.get("reused_from"):
                 found.setdefault((row["digest"], row["seed"]), source / row["run_dir"])
-        for path in sorted(source.glob("seed*/summary.json")):
+        try:
+            runs = finished_result_runs(source, with_model=True)
+        except (OSError, ValueError):  # not runs of ours: nothing to copy
+            continue
+        for run_dir, summary in runs:
             try:
-                summary = json.loads(path.read_text())
                 config = RunConfig.from_dict(summary["config"])
-            except (OSError, ValueError, KeyError, TypeError):  # not a run of ours: nothing to copy
+            except (KeyError, TypeError, ValueError, ConfigError):
                 continue
-            if summary.get("status") == "finished" and (path.parent / "model.pt").exists():
-                found.setdefault((config.digest(), config.train.seed), path.parent)
+            found.setdefault((config.digest(), config.train.seed), run_dir)
     return found
 
 
@@ -203,8 +155,8 @@ def _reuse(cell: Cell, source: Path, out: Path) -> dict:
     run_dir = cell.run_dir(out)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a partial run of the same config: the finished one replaces it
-    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt", "*.tmp"))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns(RunPaths(source).checkpoint.name, "*.tmp"))
+    summary = read_summary(run_dir)
     return {**summary, "reused_from": _portable(source)}
 
 
@@ -306,7 +258,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
             _run_in_pool(todo, record, out, data_root, threads, workers, reuse, on_turn)
     bar.close()
     if interrupted:
-        started = [c for c in interrupted if c.run_dir(out).joinpath("checkpoint.pt").exists()]
+        started = [c for c in interrupted if RunPaths(c.run_dir(out)).checkpoint.exists()]
         raise Interrupted(f"{stop_requested() or 'stop'}: grid {grid.name} stopped with "
                           f"{len(todo) - len(interrupted)} of {len(todo)} runs recorded in {runs_file}; "
                           f"{len(started)} interrupted run(s) checkpointed in their folders")
@@ -382,8 +334,8 @@ def cell_states(grid, seeds, out: Path, reuse=(), variants=None) -> list[tuple[C
         run_dir = cell.run_dir(out)
         state = status.get(cell.key)
         if state is None or state not in DONE:
-            if (run_dir / "checkpoint.pt").exists():
-                log = run_dir / "log.jsonl"
+            if RunPaths(run_dir).checkpoint.exists():
+                log = RunPaths(run_dir).log
                 passes = len(log.read_text().splitlines()) if log.exists() else 0
                 state = f"partial ({passes}/{cell.config.train.epochs} passes)"
             elif state is None:

@@ -33,7 +33,6 @@ from ..interrupt import stop_requested
 MAX_RETRIES = 3
 SCRATCH_ENV = "LENET5_RAY_SCRATCH"
 POLL_S = 0.5
-RETURNED_FILES = ("config.json", "log.jsonl", "log.csv", "summary.json", "test_predictions.json", "model.pt")
 
 
 def require_ray():
@@ -54,14 +53,16 @@ def connect(address: str | None) -> None:
 
 def train_cell_on_node(cell, data_root, threads: int, scratch: str | None) -> dict:
     """The body of a Ray task: train (or resume) one cell in a node-local folder; its summary and files."""
-    from .grid import run_cell
+    from ..run_folder import RunPaths
+    from .cells import run_cell
 
     root = Path(scratch or tempfile.gettempdir()) / "lenet5-ray" / cell.grid
     summary = run_cell(cell, root, data_root, threads)
     run_dir = cell.run_dir(root)
     files = {}
     if summary["status"] in ("finished", "diverged"):
-        files = {name: (run_dir / name).read_bytes() for name in RETURNED_FILES if (run_dir / name).exists()}
+        # the whole finished run, its outputs on the test set and non-digits included (the rejection tables)
+        files = {p.name: p.read_bytes() for p in RunPaths(run_dir).finished_files() if p.exists()}
     return {"summary": summary, "files": files}
 
 
@@ -70,7 +71,7 @@ def run_on_ray(todo, record, out: Path, data_root, threads: int) -> None:
     as it comes back."""
     ray = require_ray()
     from .. import atomic
-    from .grid import INTERRUPTED
+    from .cells import INTERRUPTED
 
     env = {k: v for k, v in os.environ.items() if k.startswith("LENET5_")}
     task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES, runtime_env={"env_vars": env})(train_cell_on_node)

@@ -11,7 +11,6 @@ error tables; runs made before outputs were kept have none and are left out too.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 from ..components import HEADS
 from ..nondigits import FASHION_KEPT, NONDIGIT_SETS
 from ..rejection import DEFAULT_CONFIDENCE, KEEP_DIGITS_PCT, confidence, nondigit_summary, rejection_summary
-from ..train import RunPaths, read_nondigit_outputs, read_outputs, read_run_config
+from ..run_folder import RunPaths, read_nondigit_outputs, read_outputs, read_predictions, read_run_config
 from .ablation import grid_rows, outcome, plus_minus
 from .stats import holm, mean_ci, paired_delta
 
@@ -45,7 +44,7 @@ def run_rejection(run_dir: Path, kind: str | None = None) -> dict | None:
     kind = kind or DEFAULT_CONFIDENCE[config.model.head]
     j = config.train.map_j
     outputs = read_outputs(run_dir).astype(np.float64)
-    labels = json.loads(RunPaths(run_dir).predictions.read_text())["labels"]
+    labels = read_predictions(run_dir)["labels"]
     metrics = rejection_summary(outputs, labels, lower, kind, j)
     others = {name: confidence(other.astype(np.float64), lower, kind, j)
               for name, other in read_nondigit_outputs(run_dir).items()}

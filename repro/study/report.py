@@ -11,10 +11,10 @@ block in README.md and docs/*.md is refreshed.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import atomic
+from ..run_folder import finished_runs
 from .docs import code_blocks, embedded_files, markers, refresh, refresh_pages
 from .stats import mean_ci
 
@@ -64,12 +64,7 @@ README_BEGIN, README_END = markers("reproduction-table")
 
 
 def finished_summaries(results: Path, folder: str) -> list[dict]:
-    out = []
-    for path in sorted((results / folder).glob("seed*/summary.json")):
-        summary = json.loads(path.read_text())
-        if summary["status"] == "finished":
-            out.append(summary)
-    return out
+    return [summary for _, summary in finished_runs(Path(results) / folder)]
 
 
 def reproduction_table(results: Path) -> str:

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from ..errors import RunError
-from ..train import RunPaths, read_run_config, train
+from ..run_folder import RunPaths, read_log, read_predictions, read_run_config, read_summary, read_weights
+from ..train import train
 from .stats import mean_ci
 
 EQUIVALENCE_MARGIN = 0.15  # points of test error: about the seed-to-seed spread of a paper-preset run's mean
@@ -36,7 +37,7 @@ EQUIVALENCE_MARGIN = 0.15  # points of test error: about the seed-to-seed spread
 def committed_runs(result_dir: Path) -> dict[int, Path]:
     """{seed: run folder} of the finished runs under result_dir."""
     result_dir = Path(result_dir)
-    if (result_dir / "summary.json").exists():
+    if RunPaths(result_dir).summary.exists():
         candidates = [result_dir]
     else:
         candidates = sorted((p for p in result_dir.glob("seed*") if re.fullmatch(r"seed\d+", p.name)),
@@ -53,23 +54,19 @@ def committed_runs(result_dir: Path) -> dict[int, Path]:
 
 
 def _summary(run_dir: Path) -> dict | None:
-    path = RunPaths(run_dir).summary
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_summary(run_dir) if RunPaths(run_dir).summary.exists() else None
 
 
 def _log_without_wall_time(run_dir: Path) -> list[dict]:
-    lines = RunPaths(run_dir).log.read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in lines if line.strip()]
+    return [{k: v for k, v in entry.items() if k != "wall_s"} for entry in read_log(run_dir)]
 
 
 def compare_runs(committed: Path, new: Path) -> dict:
     """Which of the committed run's outputs the new run reproduces exactly: log, predictions, model."""
     same = {"log": _log_without_wall_time(committed) == _log_without_wall_time(new)}
-    same["predictions"] = (json.loads(RunPaths(committed).predictions.read_text())
-                           == json.loads(RunPaths(new).predictions.read_text()))
+    same["predictions"] = read_predictions(committed) == read_predictions(new)
     if RunPaths(committed).model.exists():  # grids commit no model.pt
-        a = torch.load(RunPaths(committed).model, weights_only=False)["model"]
-        b = torch.load(RunPaths(new).model, weights_only=False)["model"]
+        a, b = (read_weights(RunPaths(run).model) for run in (committed, new))
         same["model"] = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     return same
 
