@@ -96,7 +96,7 @@ def train_config(args):
     diff = config_differences(saved, asked)
     if diff:
         key, (was, now) = next(iter(diff.items()))
-        raise ConfigError(f"{folder / 'config.json'} has {key}={was}, but this command asks for {key}={now}; "
+        raise ConfigError(f"{RunPaths(folder).config} has {key}={was}, but this command asks for {key}={now}; "
                           f"--resume takes the run's own config: drop the --preset/--set that differ, or start a "
                           f"new run in another --out")
     return saved
@@ -162,20 +162,25 @@ def cmd_grid(args) -> int:
     from .errors import GRID_RUNS_FAILED
     from .study.grids import DEFAULT_SEEDS, GRIDS
 
-    from .study.grid import cell_states, grid_cells, reuse_sources, run_grid
+    from .study.grid import cell_states, grid_cells, reuse_sources, run_grid, shrunk
 
     grid = GRIDS[args.name]
     seeds = args.seeds or list(DEFAULT_SEEDS)
+    overrides = parse_overrides(args.overrides)
+    if overrides and not args.out:
+        raise ConfigError("lenet5 grid --set changes every run of the grid: give its runs their own --out (e.g. "
+                          "--out runs/smoke), so that they never mix with the grid's rows in results/")
     out = Path(args.out or f"results/grids/{grid.name}")
     args.resolved_out = out
     chosen = grid.with_baselines(args.variants) if args.variants else None
     if args.dry_run:
-        reference = grid.reference.config.flat()
+        reference = shrunk(grid.reference.config, overrides).flat()
         variants = [v for v in grid.variants if chosen is None or v.name in chosen]
         for v in variants:
-            diff = {k: val for k, val in v.config.flat().items() if reference[k] != val}
-            print(f"{v.name:24s} {v.config.digest()}  {diff or reference}")
-        states = cell_states(grid, seeds, out, reuse_sources(out), chosen)
+            config = shrunk(v.config, overrides)
+            diff = {k: val for k, val in config.flat().items() if reference[k] != val}
+            print(f"{v.name:24s} {config.digest()}  {diff or reference}")
+        states = cell_states(grid, seeds, out, reuse_sources(out), chosen, overrides)
         for cell, state in states:
             print(f"  {cell.variant:24s} seed {cell.seed}: {state}")
         copies = sum(state.startswith("to copy") for _, state in states)
@@ -186,10 +191,11 @@ def cmd_grid(args) -> int:
         return 0
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.threads)
     rows = run_grid(grid, seeds, out, workers, args.threads, args.data_root, progress=not args.quiet,
-                    reuse=reuse_sources(out), backend=args.backend, address=args.address, variants=chosen)
+                    reuse=reuse_sources(out), backend=args.backend, address=args.address, variants=chosen,
+                    overrides=overrides)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "diverged", "failed")}
     print(f"{grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed "
-          f"of {len(grid_cells(grid, seeds, chosen))}; rows in {out / 'runs.jsonl'}")
+          f"of {len(grid_cells(grid, seeds, chosen, overrides))}; rows in {out / 'runs.jsonl'}")
     return 0 if counts["failed"] == 0 else GRID_RUNS_FAILED
 
 
@@ -302,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "local cluster)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the variants, how each differs, and each run's state (finished, partial, to do)")
+    from .study.grid import SHRINK_KEYS
+
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help=f"shrink every run for a smoke test (needs --out), e.g. --set train_size=2000 epochs=1; "
+                        f"keys: {', '.join(SHRINK_KEYS)}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_grid)
 

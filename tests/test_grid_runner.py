@@ -281,3 +281,43 @@ def test_a_copied_runs_source_is_recorded_relative_to_the_working_directory(tmp_
     monkeypatch.chdir(tmp_path)
     assert grid_module._portable(tmp_path / "results" / "modern" / "seed0") == "results/modern/seed0"
     assert grid_module._portable(Path("/elsewhere/x")) == "/elsewhere/x"
+
+
+def test_set_shrinks_every_run_of_a_grid_into_its_own_folder(tmp_path, capsys):
+    cells = grid_cells(GRIDS["one_at_a_time"], [0], overrides={"train_size": "2000", "epochs": "1"})
+    assert {(c.config.train.train_size, c.config.train.epochs) for c in cells} == {(2000, 1)}
+    # what each variant swaps is untouched
+    assert {c.variant: c.config.model.activation for c in cells}["activation=relu"] == "relu"
+    out = tmp_path / "smoke"
+    assert main(["grid", "one_at_a_time", "--set", "train_size=2000", "epochs=1", "--out", str(out), "--seeds", "0",
+                 "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 to copy from other folders, 15 to run or resume" in printed and "'train_size': 2000" in printed
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["grid", "ladder", "--set", "epochs=1"], "give its runs their own --out"),
+    (["grid", "ladder", "--set", "activation=relu", "--out", "x"], "lenet5 grid --set activation"),
+])
+def test_set_on_a_grid_refuses_what_would_mix_or_falsify_its_runs(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + ["--dry-run"]) == ConfigError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+
+
+def test_the_bar_shows_each_running_runs_passes(tmp_path):
+    cell = grid_cells(GRIDS["one_at_a_time"], [3])[0]
+    running = grid_module.RunningCells(tmp_path, local=True)
+    assert running.describe() == ""
+    running.started(cell)
+    log = cell.run_dir(tmp_path) / "log.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"pass": 1}\n{"pass": 2}\n')
+    assert running.describe() == "paper seed 3: pass 2/20"
+    assert grid_module.RunningCells(tmp_path, local=False).describe() == ""
+    on_ray = grid_module.RunningCells(tmp_path, local=False)
+    on_ray.started(cell)
+    assert on_ray.describe() == "1 run(s) on the cluster"
+    running.ended(cell)
+    assert running.describe() == ""

@@ -17,19 +17,21 @@ command resumes.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .. import atomic
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, apply_overrides
 from ..errors import Interrupted
 from ..interrupt import install_for_process, stop_requested, stop_signals
 from ..run_folder import RunPaths, finished_runs as finished_result_runs, read_summary
@@ -39,15 +41,32 @@ RUNS_FILE = "runs.jsonl"
 DONE = ("finished", "diverged")  # a re-run does not repeat these; 'failed' is retried
 
 
-def grid_cells(grid, seeds, variants=None) -> list[Cell]:
+# what `lenet5 grid --set` may change in every run of a grid: its size and how it is measured, never what a
+# variant swaps (a --set activation=relu would make every variant the same network and the Δs meaningless)
+SHRINK_KEYS = ("train_size", "epochs", "evaluate_on", "hessian_samples", "checkpoint_every", "engine")
+
+
+def shrunk(config, overrides: dict | None):
+    """`config` with `lenet5 grid --set`'s overrides (SHRINK_KEYS only) applied."""
+    if not overrides:
+        return config
+    wrong = [k for k in overrides if k not in SHRINK_KEYS]
+    if wrong:
+        raise ConfigError(f"lenet5 grid --set {wrong[0]}: a grid's runs may be changed in {', '.join(SHRINK_KEYS)} "
+                          f"only (what its variants swap stays theirs); use lenet5 train --set for anything else")
+    return apply_overrides(config, overrides)
+
+
+def grid_cells(grid, seeds, variants=None, overrides=None) -> list[Cell]:
     """The grid's cells in run order: seed-major, so that a partial grid has every variant at its first seeds.
-    `variants`: only the variants of these names (default: all)."""
+    `variants`: only the variants of these names (default: all); `overrides`: `shrunk`'s, for every cell."""
     cells = []
     for seed in seeds:
         for v in grid.variants:
             if variants is not None and v.name not in variants:
                 continue
-            config = dataclasses.replace(v.config, train=dataclasses.replace(v.config.train, seed=seed))
+            base = shrunk(v.config, overrides)
+            config = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
             cells.append(Cell(grid.name, v.name, v.component, v.value, seed, config))
     return cells
 
@@ -181,7 +200,7 @@ BACKENDS = ("local", "ray")
 
 def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_root=None,
              progress: bool = True, reuse=(), backend: str = "local", address: str | None = None,
-             variants=None, on_turn=None) -> list[dict]:
+             variants=None, on_turn=None, overrides=None) -> list[dict]:
     """Run every cell of `grid` not yet recorded in out/runs.jsonl; returns all rows of the grid's cells. A cell
     whose config and seed finished in one of the `reuse` folders (`finished_runs`) is copied, not trained.
     `variants`: only the variants of these names (`Grid.with_baselines` adds what they are compared with).
@@ -205,7 +224,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs_file = out / RUNS_FILE
-    cells = grid_cells(grid, seeds, variants)
+    cells = grid_cells(grid, seeds, variants, overrides)
     rows, damaged = read_rows(runs_file)
     failed_before = [r for r in rows if r["status"] not in DONE]
     if damaged or failed_before:
@@ -228,8 +247,10 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
             load_raw(data_root, "test", dataset=dataset)  # missing data: one DataError now, not a failed row per run
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo) - len(copies), unit="run", disable=not progress,
                desc=grid.name, file=sys.stderr, dynamic_ncols=True)
+    running = RunningCells(out, local=backend != "ray")
 
     def record(cell: Cell, summary: dict) -> None:
+        running.ended(cell)
         if summary["status"] == INTERRUPTED:
             interrupted.append(cell)
             return
@@ -240,6 +261,8 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
         if row["status"] != "finished":
             tqdm.write(f"{cell.variant} seed {cell.seed}: {row['status']}: {row['message']}", file=sys.stderr)
 
+    record.started = running.started
+
     interrupted: list[Cell] = []
     for cell, source in copies:
         record(cell, _reuse(cell, source, out))
@@ -247,7 +270,7 @@ def run_grid(grid, seeds, out: Path, workers: int = 1, threads: int = 1, data_ro
         from .ray_backend import connect
 
         connect(address)
-    with stop_signals():
+    with stop_signals(), running.shown_on(bar):
         if backend == "ray" and todo:
             from .ray_backend import run_on_ray
 
@@ -278,7 +301,10 @@ def _run_here(todo: list[Cell], record, out: Path, data_root, threads: int, reus
                 break
             if on_turn:
                 on_turn(cell)
-            record(cell, _copy_if_finished_elsewhere(cell, out, reuse) or run_cell(cell, out, data_root, threads))
+            copied = _copy_if_finished_elsewhere(cell, out, reuse)
+            if not copied:
+                record.started(cell)
+            record(cell, copied or run_cell(cell, out, data_root, threads))
     finally:
         torch.set_num_threads(before)  # run_cell set this process's thread count
 
@@ -304,6 +330,7 @@ def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, w
                 if copied:
                     record(cell, copied)
                 else:
+                    record.started(cell)
                     running[pool.submit(run_cell, cell, out, data_root, threads)] = cell
 
         hand_out()
@@ -321,7 +348,61 @@ def _run_in_pool(todo: list[Cell], record, out: Path, data_root, threads: int, w
         record(cell, {"status": INTERRUPTED, "message": "not started"})
 
 
-def cell_states(grid, seeds, out: Path, reuse=(), variants=None) -> list[tuple[Cell, str]]:
+class RunningCells:
+    """The cells being trained, shown beside the grid's bar and refreshed every REFRESH_S: with the local back end
+    each one's passes so far (read from its run folder's log), on Ray how many are on the cluster (their folders
+    are on the nodes). A grid's bar moves once per finished run, minutes apart; this shows that it is alive."""
+
+    REFRESH_S = 2.0
+
+    def __init__(self, out: Path, local: bool):
+        self.out, self.local, self.cells = Path(out), local, {}
+
+    def started(self, cell: Cell) -> None:
+        self.cells[cell.key] = cell
+
+    def ended(self, cell: Cell) -> None:
+        self.cells.pop(cell.key, None)
+
+    def describe(self) -> str:
+        cells = list(self.cells.values())
+        if not cells:
+            return ""
+        if not self.local:
+            return f"{len(cells)} run(s) on the cluster"
+        parts = []
+        for cell in cells:
+            log = RunPaths(cell.run_dir(self.out)).log
+            passes = len(log.read_text().splitlines()) if log.exists() else 0
+            parts.append(f"{cell.variant} seed {cell.seed}: pass {passes}/{cell.config.train.epochs}")
+        return "; ".join(parts)
+
+    @contextlib.contextmanager
+    def shown_on(self, bar):
+        """Refresh the bar's postfix with `describe()` from a background thread while the block runs."""
+        if bar.disable:
+            yield
+            return
+        done = threading.Event()
+
+        def refresh():
+            while not done.wait(self.REFRESH_S):
+                try:
+                    bar.set_postfix_str(self.describe(), refresh=True)
+                except (OSError, RuntimeError):  # a log replaced, or a cell ended, while read: next time
+                    pass
+
+        thread = threading.Thread(target=refresh, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            bar.set_postfix_str(self.describe())
+
+
+def cell_states(grid, seeds, out: Path, reuse=(), variants=None, overrides=None) -> list[tuple[Cell, str]]:
     """Each cell's state for `lenet5 grid --dry-run`: its row's status (finished, diverged, failed), 'partial'
     with the passes done when its folder holds a checkpoint, 'to copy' when one of the `reuse` folders holds
     its config and seed finished, else 'to do'."""
@@ -330,7 +411,7 @@ def cell_states(grid, seeds, out: Path, reuse=(), variants=None) -> list[tuple[C
     rows, _ = read_rows(out / RUNS_FILE)
     status = {(r["variant"], r["seed"]): r["status"] for r in rows}
     states = []
-    for cell in grid_cells(grid, seeds, variants):
+    for cell in grid_cells(grid, seeds, variants, overrides):
         run_dir = cell.run_dir(out)
         state = status.get(cell.key)
         if state is None or state not in DONE:

@@ -78,6 +78,8 @@ def run_on_ray(todo, record, out: Path, data_root, threads: int) -> None:
     scratch = os.environ.get(SCRATCH_ENV)
     data_root = None if data_root is None else str(Path(data_root).resolve())
     refs = {task.remote(cell, data_root, threads, scratch): cell for cell in todo}
+    for cell in todo:
+        getattr(record, "started", lambda _: None)(cell)
     cancelled = False
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
