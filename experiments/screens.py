@@ -1,13 +1,14 @@
-"""What the validation screens (experiments/*_screen.py) share: their command line, running a screen as a
-resumable grid (repro.study.grid), and the table of its committed rows that paper_notes/ quotes."""
+"""What the validation screens (experiments/*_screen.py) share: their command line and running a screen as a
+resumable grid (repro.study.grid); the table of its committed rows that paper_notes/ quotes is
+repro/study/screens.py's."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from repro.study.grid import RUNS_FILE, read_rows, run_grid
+from repro.study.grid import run_grid
 from repro.study.grids import Grid
-from repro.train import read_log
+from repro.study.screens import screen_table
 
 
 def screen_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
@@ -30,15 +31,3 @@ def run_screen(grid: Grid, args: argparse.Namespace) -> None:
         print(f"{row['variant']:22s} seed {row['seed']}  {row['status']:9s} validation error "
               f"{row['final_test_error_pct']}%  train error {row['final_train_error_pct']}%")
 
-
-def screen_table(out: Path, passes=(1, 2, 5, 10, 20)) -> str:
-    """Validation error after the given passes and the final training error, one line per finished run."""
-    rows, _ = read_rows(out / RUNS_FILE)
-    lines = ["| candidate | seed | " + " | ".join(f"pass {p}" for p in passes) + " | training error % after pass 20 |",
-             "|---|---|" + "---|" * (len(passes) + 1)]
-    for row in sorted((r for r in rows if r["status"] == "finished"), key=lambda r: (r["variant"], r["seed"])):
-        log = {e["pass"]: e for e in read_log(out / row["run_dir"])}
-        cells = [f"{log[p]['test_error_pct']:.2f}" if p in log else "–" for p in passes]
-        lines.append(f"| {row['variant']} | {row['seed']} | " + " | ".join(cells) +
-                     f" | {row['final_train_error_pct']:.2f} |")
-    return "\n".join(lines)

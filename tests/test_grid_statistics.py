@@ -21,6 +21,21 @@ def test_paired_delta_matches_hand_computation():
     assert math.isnan(paired_delta({0: 1.0}, {0: 2.0})["p"])
 
 
+def test_paired_delta_without_a_common_seed_is_nan_throughout():
+    out = paired_delta({0: 1.0, 1: 1.2}, {2: 1.5})
+    assert out["seeds"] == [] and sorted(out) == ["delta", "half", "p", "seeds"]
+    assert all(math.isnan(out[key]) for key in ("delta", "half", "p"))
+
+
+def test_paired_delta_has_a_p_from_two_seeds_unless_every_difference_is_the_same():
+    out = paired_delta({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.7})
+    # diffs 0.5, 0.7: t = 0.6 / (0.1414 / sqrt 2) = 6 with 1 dof, whose two-sided p is 1 - 2 atan(6) / pi (Cauchy)
+    assert out["p"] == pytest.approx(1 - 2 * math.atan(6) / math.pi)
+    # the same difference on every seed: no spread to test against (scipy would say p = 0)
+    same = paired_delta({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.5, 1: 2.5, 2: 3.5})
+    assert same["delta"] == 0.5 and same["half"] == 0.0 and math.isnan(same["p"])
+
+
 def test_mcnemar_counts_discordant_pairs_over_pooled_seeds():
     labels = [0, 1, 2, 3]
     reference = [[0, 1, 2, 0], [0, 1, 0, 3]]  # seed 0 misses image 3, seed 1 misses image 2

@@ -1,13 +1,14 @@
-"""The step-size screen (experiments/step_size_screen.py): its step-size sweeps, its choice, and the STEP_SIZES the
-grids declare, checked against the committed screen rows."""
+"""The step-size screen (repro/study/screens.py, run by experiments/step_size_screen.py): its step-size sweeps, its
+choice, and the STEP_SIZES the grids declare, checked against the committed screen rows."""
+import copy
 import math
 from pathlib import Path
 
-import pytest
-
-from experiments import step_size_screen as screen
+from repro.study import screens as screen
 from repro.study.grid import append_row
 from repro.study.grids import GRIDS, PROTOCOLS, STEP_SIZES
+
+COMMITTED = Path(__file__).resolve().parents[1] / screen.STEP_SIZES_ROOT
 
 
 def test_the_series_and_the_base_sweep():
@@ -42,11 +43,27 @@ def test_rows_are_read_per_pure_variant_with_divergence_as_worst(tmp_path):
     assert screen.finished_errors(tmp_path) == {"paper": {1e-5: [1.5], 3e-4: [math.inf]}}
 
 
-@pytest.mark.parametrize("grid", sorted(STEP_SIZES))
-def test_declared_step_sizes_are_the_committed_screens_choices(grid):
-    passes = screen.cheap_passes(GRIDS[grid].protocol)
-    committed = Path(__file__).resolve().parents[1] / screen.OUT
-    assert STEP_SIZES[grid] == screen.chosen_step_sizes(GRIDS[grid], passes, committed)
+def test_declared_step_sizes_are_the_committed_screens_choices():
+    assert screen.step_size_mismatches(COMMITTED) == []
+
+
+def test_a_hand_edit_of_the_step_sizes_is_caught_both_ways():
+    edited = copy.deepcopy(STEP_SIZES)
+    edited["one_at_a_time"]["paper"] = 1e-4  # the screen chose 3e-5
+    del edited["ladder"]["+c3=full"]
+    edited["leave_one_in"]["c3=full"] = 1e-3  # not a variant of leave_one_in: nothing screened
+    assert sorted(screen.step_size_mismatches(COMMITTED, edited)) == [
+        "ladder: +c3=full not declared; the screen chose 0.0001",
+        f"leave_one_in: c3=full declared 0.001, but {COMMITTED / 'leave_one_in_p5'} holds no complete sweep of it",
+        "one_at_a_time: paper declared 0.0001, the screen chose 3e-05"]
+    assert screen.step_size_mismatches(COMMITTED, {**STEP_SIZES, "no_such_grid": {}}) == [
+        "STEP_SIZES names 'no_such_grid', which is not a grid"]
+
+
+def test_without_committed_rows_every_declared_step_size_is_a_mismatch(tmp_path):
+    lines = screen.step_size_mismatches(tmp_path)
+    assert len(lines) == sum(len(chosen) for chosen in STEP_SIZES.values())
+    assert all("holds no complete sweep" in line for line in lines)
 
 
 def test_the_ladders_minibatch_rungs_are_screened_at_their_own_protocol(tmp_path):

@@ -27,11 +27,12 @@ The mini-batch protocol (`PROTOCOLS["minibatch"]`), and why it was the first one
 - SDLM keeps App. C's Hessian re-estimate before every pass and the paper's per-pass schedule (Sec. III-B); its
   mini-batch step is batch_size * eta / (mu + h) times the batch's mean gradient, i.e. the sum of the online steps.
   The online eta (2e-5 then, 1e-4 now) collapses the network at batch 64, so eta was chosen again on a validation
-  split of the training set, never the test set (experiments/grid_sdlm_screen.py -> results/grid_sdlm_screen.jsonl;
-  its 10-pass curves contain the 5-pass runs, since the schedule depends on the pass index only). After 5 passes,
-  1e-6, 2e-6, 3e-6 and 5e-6 give 3.72%, 2.72%, 2.59% and 2.39% validation error; 7e-6 collapses to chance for two
-  passes and ends at 4.62%, 1e-5 never recovers. The variants change the curvature that sets where the collapse
-  begins, so we keep a 2x margin below the smallest collapsing eta (7e-6) and take the best eta within it: 3e-6.
+  split of the training set, never the test set (experiments/grid_sdlm_screen.py ->
+  results/screens/grid_sdlm_screen.jsonl; its 10-pass curves contain the 5-pass runs, since the schedule depends on
+  the pass index only). After 5 passes, 1e-6, 2e-6, 3e-6 and 5e-6 give 3.72%, 2.72%, 2.59% and 2.39% validation
+  error; 7e-6 collapses to chance for two passes and ends at 4.62%, 1e-5 never recovers. The variants change the
+  curvature that sets where the collapse begins, so we keep a 2x margin below the smallest collapsing eta (7e-6)
+  and take the best eta within it: 3e-6.
   Mini-batch SDLM under this budget is well short of online SDLM (1.32% on the same split after 20 passes at the
   online eta of the time, 2e-5), so the one_at_a_time_minibatch grid's reference is not the paper's result; that is
   in the reproduction table. With the linear head's cross-entropy, eta = 3e-6 does not train at all in 5 passes (the
@@ -82,9 +83,8 @@ PROTOCOLS: dict[str, Protocol] = {
                       "20 online passes, the paper preset's SDLM schedule (Sec. III-B)",
                       batchnorm_fields=dict(bn_eval="per_pattern")),
 }
-# the first grids' names for the mini-batch protocol's settings (experiments/grid_sdlm_screen.py uses them)
+# the first grids' names for the mini-batch protocol's settings (experiments/grid_sdlm_screen.py and the tests use them)
 GRID_PROTOCOL = PROTOCOLS["minibatch"].fields
-OPTIMIZER_SETTINGS = PROTOCOLS["minibatch"].optimizer_settings
 SDLM_ETA_BY_LOSS = PROTOCOLS["minibatch"].sdlm_eta_by_loss
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
@@ -106,8 +106,9 @@ LADDER: tuple[tuple[str, str], ...] = (("head", "linear"), ("input", "28"), ("po
                                        ("c3", "full"), ("optimizer", "adam"), ("norm", "batch"))
 
 # Each variant's own step size (lr: SDLM's eta at pass 1, or Adam's learning rate), chosen on the validation
-# split by experiments/step_size_screen.py from its committed rows (tests/test_step_size_screen.py checks that each
-# value is the screen's choice). A grid's variants without an entry have no `@lr=` variant yet.
+# split by experiments/step_size_screen.py. Written out here, not read from the screens' rows, so that a grid never
+# depends on results/; repro.study.screens.step_size_mismatches checks every value against the committed rows, both
+# ways (tests/test_step_size_screen.py). A grid's variants without an entry have no `@lr=` variant yet.
 STEP_SIZES: dict[str, dict[str, float]] = {
     # 4-pass screen, seed 0 (results/screens/step_sizes/one_at_a_time_p4); at 20 passes its choice was the best
     # for ReLU and within one standard error of the best for the reference (paper_notes/ablation.md)

@@ -1,0 +1,213 @@
+"""Mutation testing as the measure of the tests (issue 33, item 1): mutmut 3 over one module at a time, each
+against the tests that cover it, with a per-mutant time limit that fits them; the counts and the survivors are
+merged into results/mutation.json.
+
+    pip install -e '.[test]'                                  # mutmut is in the test extra
+    python -m experiments.mutation repro/study/stats.py       # one module of MODULES
+    python -m experiments.mutation repro/sdlm.py --tests tests/test_sdlm.py --max-children 2
+    python -m experiments.mutation --list                     # MODULES and what results/mutation.json holds
+
+mutmut copies the package into a mutants/ folder and rewrites every function of the module into a trampoline
+that runs the original or one mutant; for each mutant it reruns only the selected tests that reach the mutated
+function, and a mutant that none of them fails *survives*. The run happens in a scratch copy of the repository
+(repro/, tests/, pyproject.toml and the module's `also_copy`, with a setup.cfg written for the module), so
+that the working tree gets no mutants/ folder and no per-module mutmut section. The per-mutant limit is mutmut's:
+`(time the mutant's tests took on the clean code + timeout_constant) * timeout_multiplier * 2` CPU seconds; torch
+runs with one thread, so that its CPU time stays near its wall time and a slow mutant is not a "timeout" by
+accounting alone.
+
+results/mutation.json, per module: `killed`, `survived`, `timeout` and `other` (mutmut's remaining statuses),
+`total`, `killed_pct`, the tests and limits used, and `survivors`, each with its mutmut `id` and `diff`. A
+survivor that no test can kill because it changes nothing observable gets a one-line `equivalent` reason, added by
+hand to results/mutation.json; a rerun keeps it for the survivor with the same id and the same diff, and drops it
+(with a line on stderr) where the mutant changed. `killed_pct_of_the_rest` leaves the equivalent ones out.
+
+Only repro/study/stats.py has been run so far; the other entries of MODULES are first guesses at a selection
+(the tests that import the module).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from repro.errors import ConfigError, run_script
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path("results/mutation.json")
+STATUS = re.compile(r"^\s+(\S+): (.+)$")  # a line of `mutmut results --all true`
+
+
+@dataclass(frozen=True)
+class Target:
+    """How one module is mutated: the tests that cover it, mutmut's per-mutant limit, how a mutant's tests are
+    isolated (fork, or forkserver for torch, which is not fork-safe once its threads run), and any other path the
+    tests read."""
+
+    tests: tuple[str, ...]
+    timeout_multiplier: float = 15.0  # mutmut's defaults
+    timeout_constant: float = 1.0
+    process_isolation: str = "fork"
+    also_copy: tuple[str, ...] = ()
+
+
+TORCH = dict(timeout_multiplier=5.0, timeout_constant=10.0, process_isolation="forkserver")
+MODULES: dict[str, Target] = {
+    # the unit tests of the statistics, and the table tests that use them on synthetic grids
+    "repro/study/stats.py": Target(("tests/test_grid_statistics.py", "tests/test_grid_tables.py",
+                                    "tests/test_comparison.py")),
+    "repro/components/*": Target(("tests/test_components.py", "tests/test_losses.py", "tests/test_curvature.py",
+                                  "tests/test_model.py", "tests/test_counts.py"), **TORCH),
+    "repro/online.py": Target(("tests/test_online.py",), **TORCH),
+    "repro/sdlm.py": Target(("tests/test_sdlm.py", "tests/test_curvature.py"), **TORCH),
+    "repro/optim.py": Target(("tests/test_schedule.py", "tests/test_sdlm.py", "tests/test_online.py"), **TORCH),
+    "repro/train.py": Target(("tests/test_train.py", "tests/test_phases.py"), **TORCH),
+    "repro/data.py": Target(("tests/test_data.py",), **TORCH),
+}
+PYTEST_ARGS = ("-m", "not slow", "-p", "no:cacheprovider")  # the quick suite; slow tests start processes
+
+
+def setup_cfg(module: str, target: Target) -> str:
+    """mutmut's [mutmut] section for one module: mutate only it, select its tests, its limits."""
+    def lines(values) -> str:
+        return "".join(f"\n    {v}" for v in values)
+
+    return (f"[mutmut]\nsource_paths ={lines(['repro'])}\nonly_mutate ={lines([module])}\n"
+            f"pytest_add_cli_args_test_selection ={lines(target.tests)}\npytest_add_cli_args ={lines(PYTEST_ARGS)}\n"
+            f"timeout_multiplier = {target.timeout_multiplier}\ntimeout_constant = {target.timeout_constant}\n"
+            f"process_isolation = {target.process_isolation}\nuse_git_change_detection = false\n")
+
+
+def scratch_copy(scratch: Path, module: str, target: Target) -> None:
+    """The parts of the repository a mutation run needs, and its setup.cfg."""
+    for path in ("repro", "tests", "pyproject.toml", *target.also_copy):
+        if (ROOT / path).is_dir():
+            shutil.copytree(ROOT / path, scratch / path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / path, scratch / path)
+    (scratch / "setup.cfg").write_text(setup_cfg(module, target))
+
+
+def mutmut(scratch: Path, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env, capture_output=True,
+                            text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"mutmut {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
+                           f"\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def statuses(scratch: Path) -> dict[str, str]:
+    """{mutant id: mutmut's status} for every mutant of the run."""
+    found = {}
+    for line in mutmut(scratch, "results", "--all", "true").splitlines():
+        match = STATUS.match(line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def diff(scratch: Path, mutant: str) -> str:
+    """The mutant as a diff of the module (`mutmut show`, less its heading line)."""
+    return "\n".join(line for line in mutmut(scratch, "show", mutant).splitlines()
+                     if not line.startswith("# ")).strip()
+
+
+def summarise(module: str, target: Target, found: dict[str, str], diffs: dict[str, str],
+              previous: dict | None) -> dict:
+    """The module's entry of results/mutation.json; `equivalent` reasons kept from `previous` where the survivor is
+    the same mutant (same id, same diff)."""
+    counts: dict[str, int] = {}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    kept = {s["id"]: s for s in (previous or {}).get("survivors", []) if "equivalent" in s}
+    survivors = []
+    for mutant in sorted(diffs):
+        entry = {"id": mutant, "diff": diffs[mutant]}
+        old = kept.pop(mutant, None)
+        if old and old["diff"] == entry["diff"]:
+            entry["equivalent"] = old["equivalent"]
+        elif old:
+            print(f"{mutant}: the mutant changed; its 'equivalent' note is dropped: {old['equivalent']}",
+                  file=sys.stderr)
+        survivors.append(entry)
+    for mutant, old in kept.items():
+        print(f"{mutant}: no longer survives; its 'equivalent' note is dropped: {old['equivalent']}", file=sys.stderr)
+    killed, total = counts.pop("killed", 0), len(found)
+    equivalent = sum("equivalent" in s for s in survivors)
+    return {"killed": killed, "survived": counts.pop("survived", 0), "timeout": counts.pop("timeout", 0),
+            "other": counts, "total": total, "killed_pct": round(100 * killed / total, 1) if total else None,
+            "equivalent": equivalent,
+            "killed_pct_of_the_rest": round(100 * killed / (total - equivalent), 1) if total > equivalent else None,
+            "tests": list(target.tests), "pytest_args": list(PYTEST_ARGS),
+            "timeout_multiplier": target.timeout_multiplier, "timeout_constant": target.timeout_constant,
+            "mutmut": metadata.version("mutmut"), "survivors": survivors}
+
+
+def run_module(module: str, target: Target, max_children: int, keep: Path | None) -> tuple[dict, dict]:
+    """Run mutmut over `module` in a scratch copy; ({id: status}, {survivor id: diff})."""
+    scratch = Path(tempfile.mkdtemp(prefix="mutation-")) if keep is None else keep
+    try:
+        scratch_copy(scratch, module, target)
+        output = mutmut(scratch, "run", "--max-children", str(max_children), check=False)
+        found = statuses(scratch)
+        if not found:
+            raise RuntimeError(f"mutmut made no mutants of {module}; its output ends:\n{output[-3000:]}")
+        return found, {m: diff(scratch, m) for m, status in found.items() if status == "survived"}
+    finally:
+        if keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module", nargs="?", help="a key of MODULES, e.g. repro/study/stats.py")
+    parser.add_argument("--tests", nargs="+", default=None, help="another test selection than MODULES's")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested side by side (default 1)")
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--keep", default=None, help="run in this folder and leave it (mutmut browse works there)")
+    parser.add_argument("--list", action="store_true", help="MODULES and the counts in --out; no run")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    if args.list or not args.module:
+        for module, target in MODULES.items():
+            entry = report.get(module)
+            done = (f"{entry['killed']} of {entry['total']} killed, {entry['survived']} survived "
+                    f"({entry['equivalent']} equivalent), {entry['timeout']} timeout" if entry else "not run")
+            print(f"{module:24s} {done}; tests: {' '.join(target.tests)}")
+        return
+    if args.module not in MODULES:
+        raise ConfigError(f"no mutation target {args.module!r}; the targets: {', '.join(MODULES)}")
+    target = MODULES[args.module]
+    if args.tests:
+        target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
+                        target.process_isolation, target.also_copy)
+    keep = Path(args.keep).resolve() if args.keep else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    found, diffs = run_module(args.module, target, args.max_children, keep)
+    report[args.module] = summarise(args.module, target, found, diffs, report.get(args.module))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
+    entry = report[args.module]
+    print(f"{args.module}: {entry['killed']} of {entry['total']} killed ({entry['killed_pct']}%), "
+          f"{entry['survived']} survived ({entry['equivalent']} equivalent), {entry['timeout']} timeout, "
+          f"other {entry['other']}")
+    for survivor in entry["survivors"]:
+        if "equivalent" not in survivor:
+            print(f"  survived: {survivor['id']}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main))
