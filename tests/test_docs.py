@@ -136,3 +136,20 @@ def test_every_runnable_command_runs(page, command, tmp_path):
     result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{page}: `{command}` exited {result.returncode}: {result.stderr[-2000:]}"
+
+
+@pytest.mark.slow  # reads every committed grid (~15 s)
+def test_the_committed_pages_are_what_lenet5_report_writes():
+    """README.md, docs/ and results/*.md hold exactly what `lenet5 report` makes from the committed results and
+    the code: run it and commit after a change (a grid's new rows, a new flag, a new exit code)."""
+    from repro.cli import build_parser
+    from repro.study.report import reports
+
+    files, blocks = reports(ROOT / "results", build_parser())
+    stale = [name for name, text in files.items() if (ROOT / "results" / name).read_text() != text]
+    for page in PAGES:
+        text = page.read_text()
+        for (begin, end), block in blocks.items():
+            if begin in text and text.split(begin, 1)[1].split(end, 1)[0] != f"\n{block}\n":
+                stale.append(f"{page_id(page)}: {begin}")
+    assert not stale, f"run `lenet5 report` and commit: {stale}"

@@ -30,7 +30,12 @@ class Cell:
         return self.variant, self.seed
 
     def run_dir(self, out: Path) -> Path:
-        return out / self.variant.replace("=", "-") / f"seed{self.seed}"
+        return out / variant_folder(self.variant) / f"seed{self.seed}"
+
+
+def variant_folder(variant: str) -> str:
+    """A variant's folder in its grid's output folder: `c3=full` -> `c3-full` (no = in paths)."""
+    return variant.replace("=", "-")
 
 
 _DATA_CACHE: dict = {}

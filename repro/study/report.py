@@ -124,7 +124,7 @@ def headline_table(results: Path) -> str:
         runs = finished_summaries(results, folder)
         if runs:
             tests = [r["final_test_error_pct"] for r in runs]
-            rows.append(f"| {label} | {'–' if paper is None else f'{paper}%'} | {plus_minus(*mean_ci(tests))} | "
+            rows.append(f"| {label} | {'–' if paper is None else f'{paper}%'} | {plus_minus(*mean_ci(tests))}% | "
                         f"{len(tests)} | `{commands[folder]}` |")
     best = best_rung(results)
     if best is not None:
@@ -186,35 +186,26 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
     return "\n".join(parts)
 
 
-def write_reports(results: Path, pages: Path | list[Path], parser=None) -> list[Path]:
-    """Write results/reproduction.md, ablation.md and rejection.md, and refresh every generated block in `pages`
-    (a page or a list of them: README.md and docs/*.md by default on the command line; with `parser`, the
-    `lenet5` command's, its reference of every command too); the files written or refreshed, in order."""
+def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Everything `lenet5 report` writes, built from the committed results and the code without writing
+    anything: {file name under results/: text} and {(begin, end) markers: the block between them}."""
     results = Path(results)
-    pages = [Path(pages)] if isinstance(pages, (str, Path)) else [Path(p) for p in pages]
-    pages = [p for p in pages if p.exists()]
     table = reproduction_table(results)
-    out = results / "reproduction.md"
-    atomic.write_text(out, "# Reproduction: ours vs the paper (Sec. III-C)\n\nMade by `lenet5 report` from "
-                      "results/<preset>/seed<N>/summary.json.\n\n" + table + "\n")
-    written = [out]
+    files = {"reproduction.md": "# Reproduction: ours vs the paper (Sec. III-C)\n\nMade by `lenet5 report` from "
+                                "results/<preset>/seed<N>/summary.json.\n\n" + table + "\n"}
     from .comparison import COMPARISONS, comparison_markers, comparison_tables
     tables, comparisons = ablation_tables(results), comparison_tables(results)
     if tables:
-        out = results / "ablation.md"
         text = ablation_report(tables, results)
         if comparisons:
             text += "\n# The same swaps in two grids\n\n" + "".join(
                 f"## {c.first} against {c.second}\n\n{comparisons[c.name]}\n\n" for c in COMPARISONS
                 if c.name in comparisons)
-        atomic.write_text(out, text)
-        written.append(out)
+        files["ablation.md"] = text
     from .rejection import rejection_report
     text = rejection_report(results)
     if text:
-        out = results / "rejection.md"
-        atomic.write_text(out, text)
-        written.append(out)
+        files["rejection.md"] = text
     from .grids import GRIDS
     blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
@@ -225,4 +216,18 @@ def write_reports(results: Path, pages: Path | list[Path], parser=None) -> list[
         for c in COMPARISONS})
     blocks.update(embedded_files(results))
     blocks.update(code_blocks(parser))
-    return written + refresh_pages(pages, blocks)
+    return files, blocks
+
+
+def write_reports(results: Path, pages: Path | list[Path], parser=None) -> list[Path]:
+    """Write results/reproduction.md, ablation.md and rejection.md, and refresh every generated block in `pages`
+    (a page or a list of them: README.md and docs/*.md by default on the command line; with `parser`, the
+    `lenet5` command's, its reference of every command too); the files written or refreshed, in order."""
+    results = Path(results)
+    pages = [Path(pages)] if isinstance(pages, (str, Path)) else [Path(p) for p in pages]
+    files, blocks = reports(results, parser)
+    written = []
+    for name, text in files.items():
+        atomic.write_text(results / name, text)
+        written.append(results / name)
+    return written + refresh_pages([p for p in pages if p.exists()], blocks)
