@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from repro.study.stats import mcnemar, paired_delta
+from repro.study.stats import detectable_difference, mcnemar, paired_delta
 
 
 def test_paired_delta_matches_hand_computation():
@@ -23,8 +23,8 @@ def test_paired_delta_matches_hand_computation():
 
 def test_paired_delta_without_a_common_seed_is_nan_throughout():
     out = paired_delta({0: 1.0, 1: 1.2}, {2: 1.5})
-    assert out["seeds"] == [] and sorted(out) == ["delta", "half", "p", "seeds"]
-    assert all(math.isnan(out[key]) for key in ("delta", "half", "p"))
+    assert out["seeds"] == [] and sorted(out) == ["delta", "detectable", "half", "p", "seeds"]
+    assert all(math.isnan(out[key]) for key in ("delta", "detectable", "half", "p"))
 
 
 def test_paired_delta_has_a_p_from_two_seeds_unless_every_difference_is_the_same():
@@ -63,3 +63,14 @@ def test_rank_correlation_matches_hand_computation():
     # ranks (1, 2, 3, 4) vs (2, 1, 4, 3): d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
     assert rank_correlation([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0])[0] == pytest.approx(0.6)
     assert math.isnan(rank_correlation([1.0, 2.0], [2.0, 1.0])[0])
+
+
+def test_the_detectable_difference_is_the_power_formula():
+    # diffs 0.1, 0.3, 0.2, 0.4: s = 0.1291, n = 4, 3 dof: t_0.975 = 3.1824, t_0.8 = 0.9785
+    assert detectable_difference([0.1, 0.3, 0.2, 0.4]) == pytest.approx((3.18245 + 0.97847) * 0.129099 / 2, rel=1e-4)
+    assert detectable_difference([0.1, 0.3, 0.2, 0.4], power=0.5) == pytest.approx(3.18245 * 0.129099 / 2, rel=1e-4)
+    assert math.isnan(detectable_difference([0.2]))
+    # more seeds of the same spread detect smaller effects
+    assert detectable_difference([0.1, 0.3] * 10) < detectable_difference([0.1, 0.3] * 2)
+    assert paired_delta({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.7})["detectable"] == pytest.approx(
+        detectable_difference([0.5, 0.7]))

@@ -17,8 +17,8 @@ from ..run_folder import read_predictions
 from .grid import RUNS_FILE, read_rows
 from .stats import holm, mcnemar, mean_ci, paired_delta
 
-COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "p_paired", "p_paired_holm",
-           "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_trained"]
+COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "detectable", "p_paired",
+           "p_paired_holm", "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_trained"]
 
 # A network that predicts one class for every input errs on ~89% of MNIST's training patterns (~90% of
 # Fashion-MNIST's); one that learns anything at all is far below. A run that ends at or above this training error
@@ -81,7 +81,8 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
             ref = by_variant.get(base, {})
             ref_test = {s: r["final_test_error_pct"] for s, r in ref.items()}
             paired = paired_delta(ref_test, test)
-            entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"])
+            entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"],
+                         detectable=paired["detectable"])
             if paired["seeds"]:
                 labels = _predictions(grid_dir, ref[paired["seeds"][0]])[0]
                 ref_preds = [_predictions(grid_dir, ref[s])[1] for s in paired["seeds"]]
@@ -125,8 +126,8 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
     compared = any(b not in (None, reference) and b == b for b in table["baseline"])  # b == b: not NaN
     against = "its baseline" if compared else "reference"
     lines = [f"| variant | seeds | test error % (mean ± 95% CI) | Δ vs {against}, pp (paired, 95% CI) | paired t p "
-             "(Holm) | McNemar b / c | McNemar p (Holm) | train error % | not averaged |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(Holm) | detectable Δ, pp | McNemar b / c | McNemar p (Holm) | train error % | not averaged |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         is_ref = r["variant"] == reference
         name = f"**{r['variant']}** (reference)" if is_ref else f"`{r['variant']}`"
@@ -137,7 +138,8 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
             delta += f" vs `{r['baseline']}`"
         p_t = "–" if is_ref else _p_holm(r["p_paired"], r["p_paired_holm"])
         p_m = "–" if is_ref else _p_holm(r["p_mcnemar"], r["p_mcnemar_holm"])
+        detectable = "–" if is_ref else _num(r["detectable"])
         lines.append(f"| {name} | {seeds} | {plus_minus(r['test_mean'], r['test_half'])} | {delta} | "
-                     f"{p_t} | {bc} | {p_m} | "
+                     f"{p_t} | {detectable} | {bc} | {p_m} | "
                      f"{plus_minus(r['train_mean'], r['train_half'])} | {', '.join(r['not_trained'])} |")
     return "\n".join(lines)

@@ -18,17 +18,31 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float
 
 
 def paired_delta(reference: dict[int, float], variant: dict[int, float]) -> dict:
-    """variant - reference over the seeds both have: mean, t-interval half-width, and the paired t-test's
-    two-sided p-value (nan with fewer than 2 seeds or when every difference is the same)."""
+    """variant - reference over the seeds both have: mean, t-interval half-width, the paired t-test's two-sided
+    p-value (nan with fewer than 2 seeds or when every difference is the same), and the smallest true difference
+    the paired t-test would detect with 80% power (`detectable_difference`)."""
     seeds = sorted(set(reference) & set(variant))
     diffs = [variant[s] - reference[s] for s in seeds]
     if not diffs:
-        return {"seeds": [], "delta": math.nan, "half": math.nan, "p": math.nan}
+        return {"seeds": [], "delta": math.nan, "half": math.nan, "p": math.nan, "detectable": math.nan}
     delta, half = mean_ci(diffs)
     p = math.nan
     if len(diffs) >= 2 and len(set(diffs)) > 1:
         p = float(stats.ttest_rel([variant[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
-    return {"seeds": seeds, "delta": delta, "half": half, "p": p}
+    return {"seeds": seeds, "delta": delta, "half": half, "p": p, "detectable": detectable_difference(diffs)}
+
+
+def detectable_difference(diffs: list[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """How large a true mean difference the two-sided paired t-test at level `alpha` would detect with probability
+    `power`, given the seeds' spread of differences: (t_{1-alpha/2} + t_{power}) s / sqrt(n), n - 1 degrees of
+    freedom (the usual approximation; Cohen 1988). What a design with these seeds could still miss. nan with
+    fewer than 2 seeds."""
+    n = len(diffs)
+    if n < 2:
+        return math.nan
+    mean = sum(diffs) / n
+    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    return float((stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * spread / math.sqrt(n))
 
 
 def mcnemar(labels: list, reference_predictions: list[list], variant_predictions: list[list]) -> dict:
