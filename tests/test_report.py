@@ -96,3 +96,21 @@ def test_labels_of_close_points_do_not_overlap():
     plt.close(fig)
     assert [t.get_text() for t in texts].count("far") == 1
     assert not [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+
+
+def test_the_programme_status_counts_each_pure_swaps_seeds(tmp_path):
+    from helpers.grid_data import write_synthetic_grid
+    from repro.study.grid import RUNS_FILE, append_row
+    from repro.study.report import programme_status
+
+    grid_dir = tmp_path / "grids" / "one_at_a_time"
+    write_synthetic_grid(grid_dir, {"paper": [1.0, 1.1], "c3=full": [1.2]}, diverged={("c3=full", 0)})
+    append_row(grid_dir / RUNS_FILE, {"variant": "paper", "seed": 10, "run_dir": "paper/seed10", "status": "finished"})
+    append_row(grid_dir / RUNS_FILE, {"variant": "c3=full", "seed": 11, "run_dir": "c3-full/seed11",
+                                      "status": "failed"})  # a failed run is retried, not counted
+    status = programme_status(tmp_path)
+    assert "| `one_at_a_time` | `paper` | 3 | 1 |" in status
+    assert "| `one_at_a_time` | `c3=full` | 1 | 0 |" in status  # its diverged seed ran
+    assert "| `ladder` | `+norm=batch` | 0 | 0 |" in status  # no rows yet
+    assert "@lr=" not in status  # the variants at their own step sizes stay at 5 seeds
+    assert "lenet5 grid ladder --seeds 10 11 12" in status

@@ -264,6 +264,13 @@ def _ladder(name: str, dataset: str = "mnist") -> Grid:
 # FASHION_SUFFIX, with its own step sizes (STEP_SIZES, chosen on Fashion-MNIST's own validation split)
 FASHION_SUFFIX = "_fashion_mnist"
 
+# The 20-seed programme (docs/ablation.md): every pure swap of these grids (the variants at their own step size
+# stay at 5 seeds) gets PROGRAMME_TARGET seeds: the committed 0-4 made before runs recorded their code, and
+# PROGRAMME_SEEDS made by one commit, so that each pair of seeds is made by one code on one kind of machine.
+PROGRAMME_GRIDS = ("one_at_a_time", "ladder")
+PROGRAMME_SEEDS = tuple(range(10, 25))
+PROGRAMME_TARGET = 20
+
 GRIDS: dict[str, Grid] = {
     "one_at_a_time": _grid("one_at_a_time", "paper", "the paper preset with one component modernised at a time, "
                            "at the paper's protocol", era=1, protocol="paper"),

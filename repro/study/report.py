@@ -112,6 +112,29 @@ def best_rung(results: Path, grid_name: str = HEADLINE_GRID) -> dict | None:
     return ok.loc[ok["test_mean"].astype(float).idxmin()].to_dict()
 
 
+def programme_status(results: Path) -> str:
+    """How far the 20-seed programme is (repro/study/grids.py): per pure swap of its grids, the seeds finished
+    (trained, collapsed or diverged: a seed that ran counts), the programme's own seeds among them, what is left,
+    and the command that continues it."""
+    from .ablation import grid_rows
+    from .grids import GRIDS, PROGRAMME_GRIDS, PROGRAMME_SEEDS, PROGRAMME_TARGET
+
+    lines = ["| grid | variant | seeds run (of %d) | of which the programme's (%d-%d) |"
+             % (PROGRAMME_TARGET, PROGRAMME_SEEDS[0], PROGRAMME_SEEDS[-1]), "|---|---|---|---|"]
+    commands = []
+    for name in PROGRAMME_GRIDS:
+        rows = grid_rows(Path(results) / "grids" / name) if (Path(results) / "grids" / name).exists() else []
+        pure = [v.name for v in GRIDS[name].variants if not v.own_lr]
+        for variant in pure:
+            seeds = sorted({r["seed"] for r in rows if r["variant"] == variant and r["status"] in ("finished",
+                                                                                                   "diverged")})
+            new = [s for s in seeds if s in PROGRAMME_SEEDS]
+            lines.append(f"| `{name}` | `{variant}` | {len(seeds)} | {len(new)} |")
+        commands.append(f"`lenet5 grid {name} --seeds {' '.join(map(str, PROGRAMME_SEEDS))} --variants "
+                        f"{' '.join(pure)} --workers 1 --threads 1`")
+    return "\n".join(lines) + "\n\nContinue it (finished runs are skipped): " + "; ".join(commands) + "."
+
+
 def headline_table(results: Path) -> str:
     """The README's first table: the paper's test errors, ours, the modern preset's and the best network the
     ladder measured, each with its seeds, its 95% interval and the command that made it."""
@@ -207,7 +230,8 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     if text:
         files["rejection.md"] = text
     from .grids import GRIDS
-    blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results)}
+    blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results),
+              markers("programme-status"): programme_status(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
     blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
                    for name in GRIDS})
