@@ -16,9 +16,11 @@ import json
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# name -> the result folder its network comes from
+# name -> the result folder its network comes from. ladder_best: the ladder's rung with the lowest mean test error
+# (repro.study.report.best_rung; experiments/ship_pretrained.py refuses to ship it if that rung has changed)
 PRETRAINED = {"paper": "results/paper_final", "paper_distortions": "results/paper_distortions",
-              "modern": "results/modern"}
+              "modern": "results/modern", "ladder_best": "results/grids/ladder/+init-default"}
+LADDER_BEST = "ladder_best"
 
 
 def manifest() -> dict:

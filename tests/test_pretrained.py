@@ -80,3 +80,24 @@ def test_a_wheel_carries_the_weights_and_its_install_loads_them_offline(tmp_path
                           f"[{str(site)!r}, {str(dependencies)!r}]\n" + code], capture_output=True, text=True,
                          cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+def test_ladder_best_is_the_ladders_best_rung_or_shipping_stops(tmp_path):
+    from helpers.grid_data import write_synthetic_grid
+
+    from experiments.ship_pretrained import ladder_best_rung
+    from repro.errors import RunError
+
+    assert ladder_best_rung(ROOT / "results")["variant"] == manifest()["ladder_best"]["rung"]
+    # a ladder whose best rung is another: PRETRAINED would ship the wrong network, so shipping refuses
+    write_synthetic_grid(tmp_path / "grids" / "ladder", {"paper": [1.0] * 5, "+head=linear": [1.1] * 5,
+                                                         "+input=28": [0.5, 0.6, 0.5, 0.6, 0.5]})
+    with pytest.raises(RunError, match=r"the ladder's best rung is now \+input=28"):
+        ladder_best_rung(tmp_path)
+
+
+def test_torch_hub_builds_an_untrained_ladder_best_from_its_config():
+    fresh = torch.hub.load(str(ROOT), "lenet5", source="local", preset="ladder_best", pretrained=False)
+    shipped = repro.pretrained("ladder_best")
+    assert fresh.run_config == shipped.run_config and fresh.run_config.model.activation == "relu"
+    assert not torch.equal(fresh.c1[0].weight, shipped.c1[0].weight)
