@@ -56,14 +56,15 @@ WARMUP_BLOCK = 100  # a warm-up raises the step size every this many updates (th
 
 @dataclass(frozen=True)
 class StepHook:
-    """A seam for tests: `action()` is called when a run has made `update` updates in all (pass_index *
-    steps_per_pass + step), after the loop's divergence check and checkpoint there and before it looks for a
-    stop signal. The loop ends a stretch of updates at that point, so the call comes at exactly that update.
-    Production installs none; tests do (`install_step_hook`, from the driver scripts in tests/helpers/) to kill a
-    run abruptly where a resume must be bit for bit, or to hold it still until a signal arrives."""
+    """A seam for tests: `action(runs)` is called with the live runs when they have made `update` updates in all
+    (pass_index * steps_per_pass + step), after the loop's divergence check and checkpoint there and before it
+    looks for a stop signal. The loop ends a stretch of updates at that point, so the call comes at exactly that
+    update. Production installs none; tests do (`install_step_hook`, from the driver scripts in tests/helpers/)
+    to kill a run abruptly where a resume must be bit for bit, to hold it still until a signal arrives, to make
+    its weights non-finite (a divergence the run's own check must catch) or to raise (a failure)."""
 
     update: int
-    action: Callable[[], None]
+    action: Callable[[list[Run]], None]
 
 
 _step_hook: StepHook | None = None
@@ -279,12 +280,14 @@ def _drive(runs: list[Run], data: MNISTTensors, progress: bool, data_root=None) 
                 for run in live:
                     run.save_checkpoint()
             if hook and pass_index * steps_per_pass + step == hook.update:
-                hook.action()
-            if stop_requested() and step < steps_per_pass:
+                hook.action(live)
+            if stop_requested() and step < steps_per_pass and live:  # a diverged run has its summary: no stop
                 _stop(live, bar)
         for run in list(live):
             if not _finish_pass(run, data, pass_index, steps_per_pass, progress):
                 live.remove(run)
+        if not live:  # every run diverged, in this pass or at its end: no further pass
+            break
         if stop_requested() and pass_index + 1 < cfg.epochs:
             _stop(live, bar)  # _finish_pass wrote the checkpoint
     bar.close()

@@ -1,6 +1,7 @@
 """`lenet5` with a test's step hook (step_hooks.py):
 
-    python tests/helpers/hooked_lenet5.py [--exit-at N | --wait-at N [--wait-once FILE]] -- LENET5_ARGS
+    python tests/helpers/hooked_lenet5.py [--exit-at N | --wait-at N [--wait-once FILE] | --poison-at N |
+                                           --fail-at N] -- LENET5_ARGS
 
 It also declares the tests' tiny grids (grid_data.py), so that `lenet5 grid tiny ...` runs one.
 The hook and the grids are set up at import, not under `__main__`: a grid's spawned pool workers import this file
@@ -26,6 +27,6 @@ if __name__ == "__main__":
     ray.add_argument("--backend")
     ray.add_argument("--address")
     known, _ = ray.parse_known_args(LENET5_ARGS)
-    if known.backend == "ray" and (OPTIONS.exit_at is not None or OPTIONS.wait_at is not None):
+    if known.backend == "ray" and any(v is not None for k, v in vars(OPTIONS).items() if k.endswith("_at")):
         join_ray_cluster(known.address, OPTIONS)
     sys.exit(cli.main(LENET5_ARGS))

@@ -21,12 +21,19 @@ WAIT_LIMIT_S = 60.0  # a test that never sends its signal fails slowly rather th
 HOOK_ENV = "HOOKED_LENET5_HOOK"  # the hook's options, for the Ray workers that install it (join_ray_cluster)
 
 
-def lenet5_command(exit_at: int | None = None, wait_at: int | None = None, wait_once: Path | None = None) -> list:
+FAILURE = "step hook: a forced failure"  # the message of the error --fail-at raises
+
+
+def lenet5_command(exit_at: int | None = None, wait_at: int | None = None, wait_once: Path | None = None,
+                   poison_at: int | None = None, fail_at: int | None = None) -> list:
     """The command that runs `lenet5` with a step hook in a new process; append lenet5's arguments. `exit_at`:
     exit abruptly after that update; `wait_at`: wait there for a stop signal (`wait_once`: only the first run to
-    get there, which writes its process id into that file, so that a retried run goes on)."""
+    get there, which writes its process id into that file, so that a retried run goes on); `poison_at`: make the
+    runs' weights NaN there (the run must find its loss non-finite at its next check: a divergence mid-pass);
+    `fail_at`: raise a RunError there (a run that fails)."""
     options = []
-    for flag, value in (("--exit-at", exit_at), ("--wait-at", wait_at), ("--wait-once", wait_once)):
+    for flag, value in (("--exit-at", exit_at), ("--wait-at", wait_at), ("--wait-once", wait_once),
+                        ("--poison-at", poison_at), ("--fail-at", fail_at)):
         if value is not None:
             options += [flag, str(value)]
     return [sys.executable, str(DRIVER), *options, "--"]
@@ -39,6 +46,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--exit-at", type=int)
     group.add_argument("--wait-at", type=int)
+    group.add_argument("--poison-at", type=int)
+    group.add_argument("--fail-at", type=int)
     parser.add_argument("--wait-once")
     return parser.parse_args(argv[:split]), argv[split + 1:]
 
@@ -50,13 +59,35 @@ def install(options: argparse.Namespace) -> None:
     if options.exit_at is not None:
         install_step_hook(StepHook(options.exit_at, exit_abruptly))
     elif options.wait_at is not None:
-        install_step_hook(StepHook(options.wait_at, lambda: wait_for_stop_signal(options.wait_once)))
+        install_step_hook(StepHook(options.wait_at, lambda runs: wait_for_stop_signal(options.wait_once)))
+    elif getattr(options, "poison_at", None) is not None:
+        install_step_hook(StepHook(options.poison_at, poison))
+    elif getattr(options, "fail_at", None) is not None:
+        install_step_hook(StepHook(options.fail_at, fail))
     else:
         install_step_hook(None)
 
 
-def exit_abruptly() -> None:
+def exit_abruptly(runs=None) -> None:
     os._exit(KILLED)  # no cleanup and no checkpoint beyond the ones already written: as a kill
+
+
+def poison(runs) -> None:
+    """Make every weight of each run NaN, as a step size too large would in a few updates: its next updates
+    give a non-finite loss, which the run's own divergence check must catch."""
+    import torch
+
+    with torch.no_grad():
+        for run in runs:
+            for parameter in run.model.parameters():
+                parameter.fill_(float("nan"))
+
+
+def fail(runs) -> None:
+    """A run that fails there (as a full disk or a bug would), with an error `lenet5` reports in one line."""
+    from repro.errors import RunError
+
+    raise RunError(FAILURE)
 
 
 def wait_for_stop_signal(once_file: str | None = None) -> None:
