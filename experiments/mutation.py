@@ -5,6 +5,8 @@ merged into results/mutation.json.
     pip install -e '.[test]'                                  # mutmut is in the test extra
     python -m experiments.mutation repro/study/stats.py       # one module of MODULES
     python -m experiments.mutation repro/sdlm.py --tests tests/test_sdlm.py --max-children 2
+    python -m experiments.mutation repro/data.py --keep /tmp/mut-data                  # a full run, its folder kept
+    python -m experiments.mutation repro/data.py --keep /tmp/mut-data --retest         # after adding tests
     python -m experiments.mutation --list                     # MODULES and what results/mutation.json holds
 
 mutmut copies the package into a mutants/ folder and rewrites every function of the module into a trampoline
@@ -22,7 +24,13 @@ survivor that no test can kill because it changes nothing observable gets a one-
 hand to results/mutation.json; a rerun keeps it for the survivor with the same id and the same diff, and drops it
 (with a line on stderr) where the mutant changed. `killed_pct_of_the_rest` leaves the equivalent ones out.
 
-Only repro/study/stats.py has been run so far; the other entries of MODULES are first guesses at a selection
+`--retest` reruns, in the kept folder of a full run of the same module (same code, same settings), only the mutants
+that run did not kill, against the working tree's tests (added or changed, none removed), so that a survivor's new
+test is checked in minutes; the kills of the full run stand, and `runs` lists the full run and each retest.
+
+repro/study/stats.py, repro/data.py, repro/optim.py and repro/sdlm.py have been run with the settings below (a full
+run of data.py takes about 25 minutes, of optim.py 20, of sdlm.py 7, with one child under `nice` on two cores busy
+with training; a retest of the survivors minutes); the other entries of MODULES are first guesses at a selection
 (the tests that import the module).
 """
 from __future__ import annotations
@@ -35,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -70,7 +79,8 @@ MODULES: dict[str, Target] = {
     "repro/sdlm.py": Target(("tests/test_sdlm.py", "tests/test_curvature.py"), **TORCH),
     "repro/optim.py": Target(("tests/test_schedule.py", "tests/test_sdlm.py", "tests/test_online.py"), **TORCH),
     "repro/train.py": Target(("tests/test_train.py", "tests/test_phases.py"), **TORCH),
-    "repro/data.py": Target(("tests/test_data.py",), **TORCH),
+    # the loader's own tests, and the two that read data through it (evaluation, distortions)
+    "repro/data.py": Target(("tests/test_data.py", "tests/test_inference.py", "tests/test_distortions.py"), **TORCH),
 }
 PYTEST_ARGS = ("-m", "not slow", "-p", "no:cacheprovider")  # the quick suite; slow tests start processes
 
@@ -151,15 +161,48 @@ def summarise(module: str, target: Target, found: dict[str, str], diffs: dict[st
             "killed_pct_of_the_rest": round(100 * killed / (total - equivalent), 1) if total > equivalent else None,
             "tests": list(target.tests), "pytest_args": list(PYTEST_ARGS),
             "timeout_multiplier": target.timeout_multiplier, "timeout_constant": target.timeout_constant,
+            "process_isolation": target.process_isolation,
             "mutmut": metadata.version("mutmut"), "survivors": survivors}
 
 
-def run_module(module: str, target: Target, max_children: int, keep: Path | None) -> tuple[dict, dict]:
-    """Run mutmut over `module` in a scratch copy; ({id: status}, {survivor id: diff})."""
+def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
+    """For --retest: the mutants of the kept run in `scratch` that were not killed, after checking that the run
+    was of this module, with these settings, on the module's current code; the scratch copy's tests are replaced
+    by the working tree's (a test may be added or changed, none may be removed: the kept kills stand)."""
+    if not (scratch / "mutants").is_dir():
+        raise ConfigError(f"--retest needs --keep to name the folder of an earlier run of {module}; {scratch} has none")
+    if (scratch / "setup.cfg").read_text() != setup_cfg(module, target):
+        raise ConfigError(f"{scratch} holds a run with other settings than {module}'s now; run it in full")
+    for path in ROOT.glob(module):
+        copy = scratch / path.relative_to(ROOT)
+        if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+            raise ConfigError(f"{path.relative_to(ROOT)} changed since the run in {scratch}; run it in full")
+    others = [str(path.relative_to(ROOT)) for path in (ROOT / "repro").rglob("*.py")
+              if not (scratch / path.relative_to(ROOT)).is_file()
+              or (scratch / path.relative_to(ROOT)).read_bytes() != path.read_bytes()]
+    if others:  # the retest runs against the copy of the full run; say what it does not see
+        print(f"--retest keeps the full run's copy of {', '.join(others)}, changed since", file=sys.stderr)
+    old_tests = {p.relative_to(scratch / "tests") for p in (scratch / "tests").rglob("test_*.py")}
+    gone = old_tests - {p.relative_to(ROOT / "tests") for p in (ROOT / "tests").rglob("test_*.py")}
+    if gone:
+        raise ConfigError(f"test files removed since the run in {scratch}: {sorted(map(str, gone))}; run it in full")
+    shutil.copytree(ROOT / "tests", scratch / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return sorted(m for m, status in statuses(scratch).items() if status != "killed")
+
+
+def run_module(module: str, target: Target, max_children: int, keep: Path | None,
+               retest: bool = False) -> tuple[dict, dict]:
+    """Run mutmut over `module` in a scratch copy; ({id: status}, {survivor id: diff}). With `retest`, `keep`
+    holds an earlier run: only its mutants that were not killed are run again, against the current tests."""
     scratch = Path(tempfile.mkdtemp(prefix="mutation-")) if keep is None else keep
     try:
-        scratch_copy(scratch, module, target)
-        output = mutmut(scratch, "run", "--max-children", str(max_children), check=False)
+        if retest:
+            names = retest_names(scratch, module, target)
+            output = mutmut(scratch, "run", "--max-children", str(max_children), *names, check=False)
+        else:
+            scratch_copy(scratch, module, target)
+            output = mutmut(scratch, "run", "--max-children", str(max_children), check=False)
         found = statuses(scratch)
         if not found:
             raise RuntimeError(f"mutmut made no mutants of {module}; its output ends:\n{output[-3000:]}")
@@ -176,6 +219,9 @@ def main(argv=None) -> None:
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested side by side (default 1)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--keep", default=None, help="run in this folder and leave it (mutmut browse works there)")
+    parser.add_argument("--retest", action="store_true",
+                        help="with --keep of an earlier run of the module (same code, same settings): run only its "
+                             "mutants that were not killed, against the current tests")
     parser.add_argument("--list", action="store_true", help="MODULES and the counts in --out; no run")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -194,10 +240,17 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
+    if args.retest and not keep:
+        raise ConfigError("--retest needs --keep FOLDER, the folder of an earlier run of the module")
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
-    found, diffs = run_module(args.module, target, args.max_children, keep)
-    report[args.module] = summarise(args.module, target, found, diffs, report.get(args.module))
+    started = time.monotonic()
+    found, diffs = run_module(args.module, target, args.max_children, keep, args.retest)
+    previous = report.get(args.module)
+    report[args.module] = summarise(args.module, target, found, diffs, previous)
+    run = {"kind": "retest of the mutants the run before left alive" if args.retest else "full",
+           "minutes": round((time.monotonic() - started) / 60, 1), "max_children": args.max_children}
+    report[args.module]["runs"] = [*((previous or {}).get("runs", []) if args.retest else []), run]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
     entry = report[args.module]

@@ -170,7 +170,7 @@ def test_step_before_prepare_is_an_error():
     model = LeNet5(ModelConfig())
     opt = SDLM(model.parameters())
     model(torch.randn(1, 1, 32, 32)).sum().backward()
-    with pytest.raises(RuntimeError, match="before prepare"):
+    with pytest.raises(RuntimeError, match=r"^SDLM\.step\(\) before prepare\(\): estimate the Hessian first$"):
         opt.step()
 
 
@@ -194,3 +194,141 @@ def test_full_field_rule_equals_the_convolution_rule():
     a, b = gauss_newton_diagonal(full, x, y, "mle"), gauss_newton_diagonal(plain, x, y, "mle")
     for p, q in zip(full.parameters(), plain.parameters()):
         torch.testing.assert_close(a[p], b[q], rtol=1e-5, atol=1e-7)
+
+
+# --- found unchecked by mutation testing (experiments/mutation.py) ---
+
+def test_sdlm_defaults_are_the_papers():
+    opt = SDLM([nn.Parameter(torch.ones(2))])
+    assert opt.defaults == {"lr": 0.0005, "mu": 0.02, "batch_size": 1}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_estimate_leaves_the_model_in_its_mode(training):
+    model = nn.Sequential(Linear(3, 2), ScaledTanh(), Linear(2, 2)).train(training)
+    x, y = torch.randn(4, 3), torch.zeros(4, dtype=torch.long)
+    gauss_newton_diagonal(model, x, y, "mle")
+    assert model.training is training and all(m.training is training for m in model.modules())
+    from repro.sdlm import CurvatureEstimator
+    CurvatureEstimator(model, "mle")(x, y)
+    assert model.training is training and all(m.training is training for m in model.modules())
+
+
+def test_a_layer_without_a_curvature_rule_is_named():
+    with pytest.raises(TypeError, match="SDLM has no curvature rule for Tanh: build the model from repro.components"):
+        gauss_newton_diagonal(nn.Sequential(Linear(3, 2), nn.Tanh(), Linear(2, 2)), torch.randn(4, 3),
+                              torch.zeros(4, dtype=torch.long), "mle")
+
+
+def test_effective_steps_and_step_sizes_follow_eta_and_h():
+    w = nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = SDLM([w], lr=0.1, mu=0.5, batch_size=4)
+    opt.state[w]["hessian"], opt.state[w]["step_lr"] = torch.tensor([0.5, 1.5]), None
+    torch.testing.assert_close(opt.effective_steps()[w], torch.tensor([0.1 / 1.0, 0.1 / 2.0]))
+    group = opt.param_groups[0]
+    torch.testing.assert_close(opt.step_size(w, group), torch.tensor([0.4, 0.2]))
+    assert opt.step_size(w, group) is opt.step_size(w, group)  # cached while eta and h stay
+    group["lr"] = 0.05  # a new pass's eta: the cached steps follow it
+    torch.testing.assert_close(opt.step_size(w, group), torch.tensor([0.2, 0.1]))
+    torch.testing.assert_close(opt.effective_steps()[w], torch.tensor([0.05, 0.025]))
+
+
+def test_prepare_replaces_h_and_the_cached_steps():
+    model = LeNet5(ModelConfig())
+    opt = SDLM(model.parameters(), lr=0.1, mu=0.5)
+    y = torch.randint(0, 10, (4,))
+    weight = model.c5[0].weight
+    for scale in (1.0, 3.0):
+        x = torch.randn(4, 1, 32, 32) * scale
+        opt.prepare(model, x, y, "mle")
+        h = gauss_newton_diagonal(model, x, y, "mle")[weight]
+        torch.testing.assert_close(opt.step_size(weight, opt.param_groups[0]), 0.1 / (0.5 + h))
+
+
+def test_compile_s_adds_the_estimators_before_to_the_current_one():
+    from types import SimpleNamespace
+    opt = SDLM([nn.Parameter(torch.ones(2))])
+    assert opt.compile_s == 0.0
+    opt._compiled_before, opt._estimator = 1.5, SimpleNamespace(compile_s=2.0)
+    assert opt.compile_s == 3.5
+
+
+def test_a_new_estimator_keeps_the_compile_time_of_the_one_before(monkeypatch):
+    model = LeNet5(ModelConfig())
+    opt = SDLM(model.parameters())
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 10, (4,))
+    opt.prepare(model, x, y, "mle")
+    monkeypatch.setattr(type(opt._estimator), "compile_s", property(lambda self: 2.0))
+    opt.prepare(model, x, y, "map")  # another loss: another estimator
+    assert opt.compile_s == 4.0
+
+
+def test_the_step_summary_is_min_median_max_over_the_connections_that_exist():
+    config = run_config("paper")
+    torch.manual_seed(0)
+    model = LeNet5(config.model)
+    opt = make_optimizer(config.train, model)
+    summary = opt.prepare(model, torch.randn(6, 1, 32, 32), torch.randint(0, 10, (6,)), config.loss)
+    steps = opt.effective_steps()
+    conv = model.c3[0]
+    kept = steps[conv.weight][conv.weight_mask.expand_as(conv.weight).bool()]
+    c3 = torch.cat([kept, *(steps[p].flatten() for n, p in model.c3.named_parameters() if n != "0.weight")])
+    assert summary["C3"] == [c3.min().item(), c3.median().item(), c3.max().item()]
+    c1 = torch.cat([steps[p].flatten() for p in model.c1.parameters()])
+    assert summary["C1"] == [c1.min().item(), c1.median().item(), c1.max().item()]
+
+
+def test_prepare_hands_its_patterns_and_compile_switch_to_one_kept_estimator(monkeypatch):
+    import repro.sdlm
+    made = []
+
+    class Recording:
+        def __init__(self, model, loss, compiled=False):
+            self.model, self.loss, self.compiled, self.compile_s, self.calls = model, loss, compiled, 0.0, []
+            made.append(self)
+
+        def __call__(self, x, targets):
+            self.calls.append((x, targets))
+            return {p: torch.zeros_like(p) for p in model.parameters()}
+
+    monkeypatch.setattr(repro.sdlm, "CurvatureEstimator", Recording)
+    model = LeNet5(ModelConfig())
+    opt = SDLM(model.parameters())
+    x, y = torch.randn(2, 1, 32, 32), torch.tensor([3, 4])
+    opt.prepare(model, x, y, "map", compiled=True)
+    opt.prepare(model, x, y, "map", compiled=True)
+    assert len(made) == 1 and (made[0].loss, made[0].compiled) == ("map", True)
+    assert all(cx is x and cy is y for cx, cy in made[0].calls) and len(made[0].calls) == 2
+
+
+def test_a_compiled_estimator_compiles_its_walk_for_fixed_shapes_and_times_the_first_call(monkeypatch):
+    """What `compiled=True` hands torch.compile, checked without compiling (tests/test_curvature.py compiles it,
+    in the slow suite): the walk, with dynamic=False; and the first call is timed as compilation."""
+    from repro.sdlm import CurvatureEstimator
+    compiled = []
+
+    def fake_compile(fn, **options):
+        compiled.append((fn, options))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = nn.Sequential(Linear(3, 2), ScaledTanh(), Linear(2, 2))
+    estimator = CurvatureEstimator(model, "mle", compiled=True)
+    assert compiled == [(estimator.walk, {"dynamic": False})]
+    x, y = torch.randn(4, 3), torch.zeros(4, dtype=torch.long)
+    h = estimator(x, y)
+    assert estimator.compile_s > 0
+    for p, expected in gauss_newton_diagonal(model, x, y, "mle").items():
+        torch.testing.assert_close(h[p], expected)
+    assert CurvatureEstimator(model, "mle").compile_s == 0 and len(compiled) == 1
+
+
+def test_the_estimator_passes_curvature_through_every_layer_above_the_first():
+    """A convolution skips its input's curvature only where nothing below needs it (the first layer); with two
+    of them below the head, the second must still pass it on."""
+    from repro.sdlm import CurvatureEstimator
+    model = nn.Sequential(Conv2d(1, 2, 3), Conv2d(2, 3, 3), Conv2d(3, 2, 3))
+    x, y = torch.randn(4, 1, 9, 9), torch.zeros(4, dtype=torch.long)
+    h = CurvatureEstimator(model, "mle")(x, y)
+    for p, expected in gauss_newton_diagonal(model, x, y, "mle").items():
+        torch.testing.assert_close(h[p], expected)
