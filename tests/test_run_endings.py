@@ -137,9 +137,9 @@ def force(ending: str, context: str, data_root: Path, out: Path, address, tmp_pa
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(seen) + stderr)
 
 
-# The grid and Ray contexts take 30-90 s a case (a process pool, a Ray cluster): they are `extended`, left out of
-# the default run to keep the suite under 10 minutes, and run with `python -m pytest -m extended`.
-EXTENDED_CONTEXTS = ("grid", "ray")
+# The grid and Ray contexts take 30-90 s a case (a process pool, a Ray cluster), several seeds ~10 s: they are
+# `extended`, left out of the default run to keep the suite under 10 minutes (python -m pytest -m extended).
+EXTENDED_CONTEXTS = ("seeds", "grid", "ray")
 CASES = [pytest.param(e, c, id=f"{e}-{c.replace(' ', '_')}",
                       marks=[pytest.mark.slow] + ([pytest.mark.extended] if c in EXTENDED_CONTEXTS else []))
          for e in ENDINGS for c in CONTEXTS]
