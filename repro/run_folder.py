@@ -75,6 +75,12 @@ def read_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in RunPaths(Path(run_dir)).log.read_text().splitlines() if line.strip()]
 
 
+def passes_logged(run_dir: Path) -> int:
+    """How many passes a run folder's log holds so far (0 before its first pass ends)."""
+    log = RunPaths(Path(run_dir)).log
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
 def read_predictions(run_dir: Path) -> dict:
     """A run folder's test predictions: {"labels": [...], "predictions": [...]}, of its latest pass."""
     return json.loads(RunPaths(Path(run_dir)).predictions.read_text())

@@ -34,7 +34,7 @@ from .. import atomic
 from ..config import ConfigError, RunConfig, apply_overrides
 from ..errors import Interrupted
 from ..interrupt import install_for_process, stop_requested, stop_signals
-from ..run_folder import RunPaths, finished_runs as finished_result_runs, read_summary
+from ..run_folder import RunPaths, passes_logged, finished_runs as finished_result_runs, read_summary
 from .cells import INTERRUPTED, Cell, run_cell  # noqa: F401 - run_cell: the runners' (and tests') name for it
 
 RUNS_FILE = "runs.jsonl"
@@ -372,8 +372,7 @@ class RunningCells:
             return f"{len(cells)} run(s) on the cluster"
         parts = []
         for cell in cells:
-            log = RunPaths(cell.run_dir(self.out)).log
-            passes = len(log.read_text().splitlines()) if log.exists() else 0
+            passes = passes_logged(cell.run_dir(self.out))
             parts.append(f"{cell.variant} seed {cell.seed}: pass {passes}/{cell.config.train.epochs}")
         return "; ".join(parts)
 
@@ -416,8 +415,7 @@ def cell_states(grid, seeds, out: Path, reuse=(), variants=None, overrides=None)
         state = status.get(cell.key)
         if state is None or state not in DONE:
             if RunPaths(run_dir).checkpoint.exists():
-                log = RunPaths(run_dir).log
-                passes = len(log.read_text().splitlines()) if log.exists() else 0
+                passes = passes_logged(run_dir)
                 state = f"partial ({passes}/{cell.config.train.epochs} passes)"
             elif state is None:
                 source = elsewhere.get((cell.config.digest(), cell.seed))
