@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import torch
 
 from ..errors import RunError
-from ..run_folder import RunPaths, read_log, read_predictions, read_run_config, read_summary, read_weights
+from ..run_folder import RunPaths, finished_runs, read_log, read_predictions, read_run_config, read_summary, read_weights
 from ..train import train
 from .stats import mean_ci
 
@@ -35,18 +34,14 @@ EQUIVALENCE_MARGIN = 0.15  # points of test error: about the seed-to-seed spread
 
 
 def committed_runs(result_dir: Path) -> dict[int, Path]:
-    """{seed: run folder} of the finished runs under result_dir."""
+    """{seed: run folder} of the finished runs under result_dir (a run folder, or a folder of seed<N>/ ones)."""
     result_dir = Path(result_dir)
     if RunPaths(result_dir).summary.exists():
-        candidates = [result_dir]
+        found = [(result_dir, read_summary(result_dir))]
     else:
-        candidates = sorted((p for p in result_dir.glob("seed*") if re.fullmatch(r"seed\d+", p.name)),
-                            key=lambda p: int(p.name[4:]))
-    runs = {}
-    for run_dir in candidates:
-        summary = _summary(run_dir)
-        if summary and summary.get("status") == "finished":
-            runs[read_run_config(run_dir).train.seed] = run_dir
+        found = finished_runs(result_dir)
+    runs = {read_run_config(run_dir).train.seed: run_dir for run_dir, summary in found
+            if summary.get("status") == "finished"}
     if not runs:
         raise RunError(f"{result_dir} holds no finished run (a run folder with summary.json, or seed<N>/ folders "
                        f"of them); point lenet5 verify at a result folder such as results/paper_final")
