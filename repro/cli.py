@@ -227,14 +227,14 @@ def results_folder(text: str) -> Path:
 
 def cmd_report(args) -> int:
     from .errors import ConfigError
-    from .study.docs import documents
+    from .study.docs import generated_pages
     from .study.report import write_reports
 
-    pages = [Path(p) for p in args.docs] if args.docs else documents(Path("."))
+    pages = [Path(p) for p in args.docs] if args.docs else generated_pages(Path("."))
     missing = [str(p) for p in pages if not p.is_file()]
     if missing:
-        raise ConfigError(f"--docs: no such page {missing[0]}; pass Markdown files that exist (default: README.md "
-                          f"and docs/*.md)")
+        raise ConfigError(f"--docs: no such page {missing[0]}; pass Markdown files that exist (default: README.md, "
+                          f"docs/*.md and paper_notes/*.md)")
     for path in write_reports(results_folder(args.results), pages, parser=build_parser()):
         print(path)
     return 0
@@ -330,10 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="tables from committed results: results/*.md and the generated blocks of "
-                                      "README.md and docs/")
+                                      "README.md, docs/ and paper_notes/")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--docs", "--readme", nargs="+", default=None, metavar="PAGE",
-                   help="the pages whose marked blocks are refreshed (default: README.md and docs/*.md)")
+                   help="the pages whose marked blocks are refreshed (default: README.md, docs/*.md, "
+                        "paper_notes/*.md)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("figures", help="regenerate the figures in figures/ (no training)")

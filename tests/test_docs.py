@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.study.docs import documents
+from repro.study.docs import documents, generated_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = documents(ROOT)
@@ -140,14 +140,14 @@ def test_every_runnable_command_runs(page, command, tmp_path):
 
 @pytest.mark.slow  # reads every committed grid (~15 s)
 def test_the_committed_pages_are_what_lenet5_report_writes():
-    """README.md, docs/ and results/*.md hold exactly what `lenet5 report` makes from the committed results and
+    """README.md, docs/, paper_notes/ and results/*.md hold exactly what `lenet5 report` makes from the committed results and
     the code: run it and commit after a change (a grid's new rows, a new flag, a new exit code)."""
     from repro.cli import build_parser
     from repro.study.report import reports
 
     files, blocks = reports(ROOT / "results", build_parser())
     stale = [name for name, text in files.items() if (ROOT / "results" / name).read_text() != text]
-    for page in PAGES:
+    for page in generated_pages(ROOT):
         text = page.read_text()
         for (begin, end), block in blocks.items():
             if begin in text and text.split(begin, 1)[1].split(end, 1)[0] != f"\n{block}\n":

@@ -17,6 +17,7 @@ from .. import atomic
 
 HELP_WIDTH = 110  # the width argparse wraps to in docs/cli.md (not the terminal's, so the page is the same everywhere)
 DOCS_FOLDER = "docs"
+NOTES_FOLDER = "paper_notes"  # the departures from the paper and what we measured about them
 
 # results file -> the marked block that shows it verbatim (indented as a code block)
 EMBEDDED_FILES = {
@@ -33,6 +34,12 @@ def documents(root: Path) -> list[Path]:
     """The pages that may hold generated blocks: root/README.md and root/docs/*.md (those that exist)."""
     root = Path(root)
     return [p for p in [root / "README.md", *sorted((root / DOCS_FOLDER).glob("*.md"))] if p.exists()]
+
+
+def generated_pages(root: Path) -> list[Path]:
+    """The pages `lenet5 report` refreshes by default: the `documents` and root/paper_notes/*.md, whose notes quote
+    measured numbers from the same blocks."""
+    return documents(root) + sorted((Path(root) / NOTES_FOLDER).glob("*.md"))
 
 
 def refresh(page: Path, text: str, begin: str, end: str) -> bool:

@@ -225,13 +225,14 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
                 f"## {c.first} against {c.second}\n\n{comparisons[c.name]}\n\n" for c in COMPARISONS
                 if c.name in comparisons)
         files["ablation.md"] = text
-    from .rejection import rejection_report
+    from .rejection import rejection_report, results_markdown as rejection_results
     text = rejection_report(results)
     if text:
         files["rejection.md"] = text
     from .grids import GRIDS
     blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results),
-              markers("programme-status"): programme_status(results)}
+              markers("programme-status"): programme_status(results),
+              markers("rejection-results"): rejection_results(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
     blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
                    for name in GRIDS})
