@@ -102,10 +102,14 @@ def read_nondigit_outputs(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def read_model(file: Path, advice: str = "pass a run folder with model.pt or the model.pt a finished run wrote"):
-    """The LeNet5 (in eval mode, on the CPU) and RunConfig saved in a model.pt; a RunError naming `file` and
-    `advice` for anything else (a checkpoint, a file torch cannot read, weights that do not fit their config)."""
+    """The LeNet5 (in eval mode, on the CPU) and RunConfig saved in a model.pt (`file`, or a run folder holding
+    one); a RunError naming `file` and `advice` for anything else (a checkpoint, a file torch cannot read, weights
+    that do not fit their config)."""
     from .config import RunConfig
     from .model import build_model
+
+    if Path(file).is_dir():
+        file = RunPaths(Path(file)).model
 
     try:
         # weights_only: a model.pt is tensors and plain values, so nothing in it needs to run code to load

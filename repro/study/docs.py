@@ -23,6 +23,7 @@ NOTES_FOLDER = "paper_notes"  # the departures from the paper and what we measur
 EMBEDDED_FILES = {
     "verify-paper-final": "verify_paper_final.txt",
     "bench-whole-run": "bench_whole_run_threads1.txt",
+    "profile-curvature": "profile_curvature_threads1.txt",
 }
 
 
