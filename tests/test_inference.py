@@ -105,6 +105,16 @@ def test_linear_run_reproduces_its_summary(tiny_run):
     assert train_result["patterns"] == 256 and train_result["error_pct"] == summary["final_train_error_pct"]
 
 
+def test_read_model_takes_the_run_folder_or_its_model_file(tiny_run):
+    from repro.run_folder import read_model
+
+    run_dir = tiny_run[0]
+    (from_folder, config), (from_file, _) = read_model(run_dir), read_model(run_dir / "model.pt")
+    assert config.model.head == "linear"
+    for (name, a), (_, b) in zip(from_folder.state_dict().items(), from_file.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.slow
 def test_validation_run_evaluates_on_its_validation_split(real_root, tmp_path):
     config = run_config("modern", {"epochs": 1, "train_size": 256, "evaluate_on": "validation"})
