@@ -73,8 +73,11 @@ MODULES: dict[str, Target] = {
     # the unit tests of the statistics, and the table tests that use them on synthetic grids
     "repro/study/stats.py": Target(("tests/test_grid_statistics.py", "tests/test_grid_tables.py",
                                     "tests/test_comparison.py")),
+    # the components' own tests, and those that step them online (test_online), preprocess input with them
+    # (test_data) and switch BatchNorm's statistics (test_bn_eval)
     "repro/components/*": Target(("tests/test_components.py", "tests/test_losses.py", "tests/test_curvature.py",
-                                  "tests/test_model.py", "tests/test_counts.py"), **TORCH),
+                                  "tests/test_model.py", "tests/test_counts.py", "tests/test_online.py",
+                                  "tests/test_sdlm.py", "tests/test_data.py", "tests/test_bn_eval.py"), **TORCH),
     "repro/online.py": Target(("tests/test_online.py",), **TORCH),
     "repro/sdlm.py": Target(("tests/test_sdlm.py", "tests/test_curvature.py"), **TORCH),
     "repro/optim.py": Target(("tests/test_schedule.py", "tests/test_sdlm.py", "tests/test_online.py"), **TORCH),

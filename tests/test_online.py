@@ -17,7 +17,7 @@ import torch
 from repro.components import LOSSES
 from repro.config import CHOICES, HEAD_LOSSES, MODEL_KEYS, ConfigError, run_config
 from repro.model import LeNet5
-from repro.online import OnlineEngine, network_layers
+from repro.online import UPDATES_PER_CALL, OnlineEngine, network_layers
 from repro.optim import make_optimizer
 
 STEPS = 6
@@ -176,6 +176,42 @@ def test_float32_online_engine_equals_reference_for_the_presets(preset):
     x, y, hx, hy = _data(config, 1, torch.float32)
     runs, losses = _online(config, x, y, hx, hy)
     _assert_same_runs(config, runs, losses, x, y, hx, hy)
+
+
+def test_the_compiled_path_groups_the_updates_and_changes_no_number():
+    """The compiled engine's own bookkeeping, with torch.compile's eager backend so that it takes seconds: a run
+    of T updates goes as T // UPDATES_PER_CALL unrolled calls and then single ones (two graphs, each traced
+    once, with guards skipped after), sums each run's losses in float64, counts its tracing as compile time,
+    and computes what the eager engine computes."""
+    config = run_config("paper", {"lr": 0.0001})
+    x, y, hx, hy = _data(config, 1, torch.float32)
+    steps = 2 * UPDATES_PER_CALL + 1
+    x, y = (torch.cat([v, v], dim=1)[:, :steps] for v in (x, y))  # _data has STEPS < steps updates per run
+    results = []
+    for compile_step in (False, True):
+        runs = [_fresh(config, seed, hx, hy) for seed in SEEDS]
+        engine = OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs], compile_step=compile_step,
+                              backend="eager")
+        engine.pack()
+        total = engine.run(x, y)
+        engine.unpack()
+        results.append((engine, runs, total))
+    (eager, eager_runs, eager_total), (compiled, compiled_runs, compiled_total) = results
+    assert eager.updates_per_call == 1 and compiled.updates_per_call == UPDATES_PER_CALL > 1
+    assert eager.compile_s == 0.0 < compiled.compile_s
+    assert compiled._warm == {x[:, :UPDATES_PER_CALL].shape, x[:, :1].shape}  # one group shape, one single
+    assert eager_total.dtype == compiled_total.dtype == torch.float64
+    torch.testing.assert_close(compiled_total, eager_total, rtol=1e-6, atol=1e-6)
+    for (eager_model, _), (compiled_model, _) in zip(eager_runs, compiled_runs):
+        for (name, a), b in zip(eager_model.named_parameters(), compiled_model.parameters()):
+            torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_the_engine_names_a_parameter_it_would_not_update():
+    model = LeNet5()
+    model.extra = torch.nn.Parameter(torch.zeros(3))  # trainable, but in no layer the engine steps
+    with pytest.raises(TypeError, match=r"would not update \['extra'\]"):
+        OnlineEngine(run_config("paper"), [model], [None])
 
 
 def test_every_layer_of_every_switch_value_is_a_component():
