@@ -13,7 +13,6 @@ App. C rules, the reductions into h), matrix products (C5, F6, the RBF), and the
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from repro.config import run_config
 from repro.data import load_mnist
 from repro.errors import run_script
 from repro.model import build_model
+from repro.provenance import code_commit, machine
 from repro.sdlm import CurvatureEstimator
 
 OUT = Path("results/profile_curvature_threads1.txt")
@@ -94,7 +94,10 @@ def report(data_root, calls: int) -> str:
     x, y = data.train_x[:n], data.train_y[:n]
     whole = per_call_ms(lambda: estimator(x, y), calls)
     groups, total = profile_groups(lambda: estimator(x, y), calls)
-    lines = [f"threads 1, torch {torch.__version__}, paper preset, {n} patterns per estimate, {calls} estimates",
+    made_by = machine()
+    lines = [f"threads 1, torch {torch.__version__}, {made_by['cpu']} ({made_by['cpu_capability']}), commit "
+             f"{(code_commit()['commit'] or 'unknown')[:7]}, paper preset, {n} patterns per estimate, "
+             f"{calls} estimates",
              "", f"compiled estimate: {whole:.1f} ms ({n / whole * 1000:,.0f} patterns/s)", "",
              f"{'profiled, per estimate':52s} {'ms':>6s} {'share':>6s}"]
     lines += [f"{name:52s} {ms:6.1f} {ms / total:6.1%}" for name, ms in groups.items()]
@@ -109,7 +112,6 @@ def main(argv=None) -> None:
     parser.add_argument("--calls", type=int, default=20, help="estimates timed and profiled (default 20)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch._inductor.config as inductor_config
 
     inductor_config.cpp.enable_kernel_profile = True  # a profiler record per fused kernel
