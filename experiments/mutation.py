@@ -7,7 +7,9 @@ merged into results/mutation.json.
     python -m experiments.mutation repro/sdlm.py --tests tests/test_sdlm.py --max-children 2
     python -m experiments.mutation repro/data.py --keep /tmp/mut-data                  # a full run, its folder kept
     python -m experiments.mutation repro/data.py --keep /tmp/mut-data --retest         # after adding tests
+    python -m experiments.mutation repro/train.py --keep /tmp/mut-train --resume       # a stopped full run, on
     python -m experiments.mutation --list                     # MODULES and what results/mutation.json holds
+    python -m experiments.mutation --equivalent reasons.json  # {mutant id: why it is equivalent} into the report
 
 mutmut copies the package into a mutants/ folder and rewrites every function of the module into a trampoline
 that runs the original or one mutant; for each mutant it reruns only the selected tests that reach the mutated
@@ -20,8 +22,8 @@ accounting alone.
 
 results/mutation.json, per module: `killed`, `survived`, `timeout` and `other` (mutmut's remaining statuses),
 `total`, `killed_pct`, the tests and limits used, and `survivors`, each with its mutmut `id` and `diff`. A
-survivor that no test can kill because it changes nothing observable gets a one-line `equivalent` reason, added by
-hand to results/mutation.json; a rerun keeps it for the survivor with the same id and the same diff, and drops it
+survivor that no test can kill because it changes nothing observable gets a one-line `equivalent` reason (with
+`--equivalent REASONS.json`, or by hand); a rerun keeps it for the survivor with the same id and the same diff, and drops it
 (with a line on stderr) where the mutant changed. `killed_pct_of_the_rest` leaves the equivalent ones out.
 
 `--retest` reruns, in the kept folder of a full run of the same module (same code, same settings), only the mutants
@@ -49,9 +51,10 @@ from importlib import metadata
 from pathlib import Path
 
 from repro.errors import ConfigError, run_script
+from repro.study.mutation import MUTATION_FILE, killed_pct_of_the_rest
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = Path("results/mutation.json")
+OUT = Path("results") / MUTATION_FILE
 STATUS = re.compile(r"^\s+(\S+): (.+)$")  # a line of `mutmut results --all true`
 
 
@@ -158,22 +161,23 @@ def summarise(module: str, target: Target, found: dict[str, str], diffs: dict[st
         print(f"{mutant}: no longer survives; its 'equivalent' note is dropped: {old['equivalent']}", file=sys.stderr)
     killed, total = counts.pop("killed", 0), len(found)
     equivalent = sum("equivalent" in s for s in survivors)
+    entry = {"killed": killed, "total": total, "equivalent": equivalent}
     return {"killed": killed, "survived": counts.pop("survived", 0), "timeout": counts.pop("timeout", 0),
             "other": counts, "total": total, "killed_pct": round(100 * killed / total, 1) if total else None,
-            "equivalent": equivalent,
-            "killed_pct_of_the_rest": round(100 * killed / (total - equivalent), 1) if total > equivalent else None,
+            "equivalent": equivalent, "killed_pct_of_the_rest": killed_pct_of_the_rest(entry),
             "tests": list(target.tests), "pytest_args": list(PYTEST_ARGS),
             "timeout_multiplier": target.timeout_multiplier, "timeout_constant": target.timeout_constant,
             "process_isolation": target.process_isolation,
             "mutmut": metadata.version("mutmut"), "survivors": survivors}
 
 
-def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
-    """For --retest: the mutants of the kept run in `scratch` that were not killed, after checking that the run
-    was of this module, with these settings, on the module's current code; the scratch copy's tests are replaced
-    by the working tree's (a test may be added or changed, none may be removed: the kept kills stand)."""
+def reuse_kept_run(scratch: Path, module: str, target: Target) -> None:
+    """For --retest and --resume: check that the kept run in `scratch` was of this module, with these settings, on
+    the module's current code, then replace the scratch copy's tests by the working tree's (a test may be added or
+    changed, none may be removed: the kept kills stand)."""
     if not (scratch / "mutants").is_dir():
-        raise ConfigError(f"--retest needs --keep to name the folder of an earlier run of {module}; {scratch} has none")
+        raise ConfigError(f"--retest and --resume need --keep to name the folder of an earlier run of {module}; "
+                          f"{scratch} has none")
     if (scratch / "setup.cfg").read_text() != setup_cfg(module, target):
         raise ConfigError(f"{scratch} holds a run with other settings than {module}'s now; run it in full")
     for path in ROOT.glob(module):
@@ -191,28 +195,61 @@ def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
         raise ConfigError(f"test files removed since the run in {scratch}: {sorted(map(str, gone))}; run it in full")
     shutil.copytree(ROOT / "tests", scratch / "tests", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
+    """For --retest: the mutants of the kept run in `scratch` that were not killed."""
+    reuse_kept_run(scratch, module, target)
     return sorted(m for m, status in statuses(scratch).items() if status != "killed")
 
 
 def run_module(module: str, target: Target, max_children: int, keep: Path | None,
-               retest: bool = False) -> tuple[dict, dict]:
+               retest: bool = False, resume: bool = False) -> tuple[dict, dict]:
     """Run mutmut over `module` in a scratch copy; ({id: status}, {survivor id: diff}). With `retest`, `keep`
-    holds an earlier run: only its mutants that were not killed are run again, against the current tests."""
+    holds an earlier run: only its mutants that were not killed are run again, against the current tests. With
+    `resume`, `keep` holds a full run that was stopped: mutmut tests only the mutants it had not decided."""
     scratch = Path(tempfile.mkdtemp(prefix="mutation-")) if keep is None else keep
     try:
         if retest:
             names = retest_names(scratch, module, target)
             output = mutmut(scratch, "run", "--max-children", str(max_children), *names, check=False)
+        elif resume:
+            reuse_kept_run(scratch, module, target)
+            output = mutmut(scratch, "run", "--max-children", str(max_children), check=False)
         else:
             scratch_copy(scratch, module, target)
             output = mutmut(scratch, "run", "--max-children", str(max_children), check=False)
         found = statuses(scratch)
         if not found:
             raise RuntimeError(f"mutmut made no mutants of {module}; its output ends:\n{output[-3000:]}")
+        if set(found.values()) == {"not checked"}:  # e.g. the clean tests failed under mutmut's trampolines
+            raise RuntimeError(f"mutmut checked none of the mutants of {module}; its output ends:\n"
+                               f"{output[-3000:]}")
         return found, {m: diff(scratch, m) for m, status in found.items() if status == "survived"}
     finally:
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def add_equivalent(report: dict, reasons: dict[str, str]) -> list[str]:
+    """Give the survivors named in `reasons` ({mutant id: why no test can tell it from the module}) their
+    `equivalent` line, in whichever module they are, and recount; the modules changed. An id that is not a
+    survivor of the report is an error (a stale or mistyped id would otherwise be dropped silently)."""
+    where = {s["id"]: (module, s) for module, entry in report.items() for s in entry.get("survivors", [])}
+    unknown = sorted(set(reasons) - set(where))
+    if unknown:
+        raise ConfigError(f"not survivors of the report: {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
+                          f"take the ids from its 'survivors'")
+    changed = []
+    for mutant, reason in reasons.items():
+        module, survivor = where[mutant]
+        survivor["equivalent"] = reason.strip()
+        changed.append(module)
+    for module in set(changed):
+        entry = report[module]
+        entry["equivalent"] = sum("equivalent" in s for s in entry["survivors"])
+        entry["killed_pct_of_the_rest"] = killed_pct_of_the_rest(entry)
+    return sorted(set(changed))
 
 
 def main(argv=None) -> None:
@@ -225,10 +262,23 @@ def main(argv=None) -> None:
     parser.add_argument("--retest", action="store_true",
                         help="with --keep of an earlier run of the module (same code, same settings): run only its "
                              "mutants that were not killed, against the current tests")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --keep of a full run that was stopped (same code, same settings): test only the "
+                             "mutants it had not decided; it counts as the full run")
+    parser.add_argument("--equivalent", metavar="REASONS.json",
+                        help="no run: give the survivors named in this file ({mutant id: reason}) their 'equivalent' "
+                             "line in --out, and recount")
     parser.add_argument("--list", action="store_true", help="MODULES and the counts in --out; no run")
     args = parser.parse_args(argv)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
+    if args.equivalent:
+        changed = add_equivalent(report, json.loads(Path(args.equivalent).read_text()))
+        out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
+        for module in changed:
+            print(f"{module}: {report[module]['equivalent']} equivalent, "
+                  f"{report[module]['killed_pct_of_the_rest']}% killed of the rest")
+        return
     if args.list or not args.module:
         for module, target in MODULES.items():
             entry = report.get(module)
@@ -243,15 +293,18 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
-    if args.retest and not keep:
-        raise ConfigError("--retest needs --keep FOLDER, the folder of an earlier run of the module")
+    if (args.retest or args.resume) and not keep:
+        raise ConfigError("--retest and --resume need --keep FOLDER, the folder of an earlier run of the module")
+    if args.retest and args.resume:
+        raise ConfigError("--retest and --resume exclude each other: resume a stopped full run first, then retest")
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    found, diffs = run_module(args.module, target, args.max_children, keep, args.retest)
+    found, diffs = run_module(args.module, target, args.max_children, keep, args.retest, args.resume)
     previous = report.get(args.module)
     report[args.module] = summarise(args.module, target, found, diffs, previous)
-    run = {"kind": "retest of the mutants the run before left alive" if args.retest else "full",
+    kind = "retest of the mutants the run before left alive" if args.retest else "full"
+    run = {"kind": kind + (", resumed after a stop (minutes: of the resumed part)" if args.resume else ""),
            "minutes": round((time.monotonic() - started) / 60, 1), "max_children": args.max_children}
     report[args.module]["runs"] = [*((previous or {}).get("runs", []) if args.retest else []), run]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,26 @@ def test_per_pattern_evaluation_is_the_function_trained_at_batch_one():
     assert (running - expected).abs().max() > 1e-2  # the running statistics give another function
 
 
+def test_per_pattern_evaluation_of_one_layer_is_its_training_at_batch_one():
+    """The same property for one BatchNorm2d, with a scale, a shift and an eps away from their defaults (a fresh
+    layer's scale 1, shift 0 and eps 1e-5 are what F.instance_norm assumes when one is left out)."""
+    norm = BatchNorm2d(3, eps=0.05)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 2.0, -1.5]))
+        norm.bias.copy_(torch.tensor([0.3, -0.7, 1.1]))
+    x = torch.randn(4, 3, 5, 6) * 2 + 1
+    trained = copy.deepcopy(norm).train()
+    with torch.no_grad():
+        expected = torch.cat([trained(x[i:i + 1]) for i in range(len(x))])
+        got = set_evaluation_statistics(norm, "per_pattern").eval()(x)
+    torch.testing.assert_close(got, expected)
+
+
+def test_an_unknown_bn_eval_is_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"^bn_eval 'median' is not one of \('running', 'per_pattern'\)$"):
+        set_evaluation_statistics(torch.nn.Sequential(BatchNorm2d(2)), "median")
+
+
 def test_sdlm_curvature_does_not_depend_on_bn_eval():
     x, y = torch.rand(6, 1, 32, 32), torch.arange(6)
     per_pattern, running = trained_like("per_pattern"), trained_like("running")

@@ -13,8 +13,12 @@ import types
 
 import pytest
 import torch
+from torch import nn
+from torch.func import functional_call
 
-from repro.components import REGISTRIES, Activation, Component
+from repro.components import (REGISTRIES, Activation, AvgPool, BatchNorm2d, Component, Conv2d, EuclideanRBF,
+                              FullFieldConv2d, Linear, MaxPool, ReLU, ScaledTanh, Tanh, TableConv2d,
+                              TrainableSubsampling, c3_connection_mask)
 from repro.components.base import trace_leaves
 from repro.config import CHOICES, HEAD_LOSSES, MODEL_KEYS, ConfigError, run_config
 from repro.counts import layer_counts
@@ -141,3 +145,124 @@ def test_a_compiled_run_compiles_its_curvature_and_evaluation_where_that_pays(ov
                                                                              evaluation):
     assert compiled_phases(run_config("paper", overrides), n_train, 10_000) == {"curvature": curvature,
                                                                                "evaluation": evaluation}
+
+
+# One instance of every leaf component on a small input: (factory, shape of one pattern). Besides LeNet-5's own
+# shapes there are the ones a general nn.Conv2d / nn.BatchNorm2d accepts and LeNet-5 never builds (non-square
+# kernels and maps, unequal padding, several padded input maps, C5's full-field convolution on a larger or a padded
+# input, which is an ordinary convolution), and 3 patterns per run: LeNet-5 trains at batch 1 with square maps,
+# where a transposed or mislabelled dimension goes unseen.
+COMPONENT_CASES = {
+    "conv": (lambda: Conv2d(2, 3, 3), (2, 6, 6)),
+    "conv_padded": (lambda: Conv2d(1, 2, 5, padding=2), (1, 6, 6)),  # C1 under input=28
+    "conv_rectangular": (lambda: Conv2d(2, 3, (3, 5), padding=(2, 1)), (2, 6, 7)),
+    "table_conv": (lambda: TableConv2d(c3_connection_mask()[:5], (3, 2)), (6, 5, 4)),
+    "full_field_conv": (lambda: FullFieldConv2d(3, 4, 5), (3, 5, 5)),
+    "full_field_conv_larger_input": (lambda: FullFieldConv2d(3, 4, 3), (3, 5, 5)),
+    "full_field_conv_padded_rows": (lambda: FullFieldConv2d(2, 3, 3, padding=(1, 0)), (2, 3, 3)),
+    "full_field_conv_padded_columns": (lambda: FullFieldConv2d(2, 3, 3, padding=(0, 1)), (2, 3, 3)),
+    "linear": (lambda: Linear(9, 4), (9,)),
+    "subsampling": (lambda: TrainableSubsampling(3), (3, 4, 6)),
+    "max_pool": (MaxPool, (3, 4, 6)),
+    "avg_pool": (AvgPool, (3, 4, 6)),
+    "batch_norm": (lambda: BatchNorm2d(3), (3, 4, 6)),
+    "scaled_tanh": (ScaledTanh, (3, 4, 4)),
+    "tanh": (Tanh, (3, 4, 4)),
+    "relu": (ReLU, (3, 4, 4)),
+    "rbf": (lambda: EuclideanRBF(torch.randn(5, 4)), (4,)),
+}
+
+
+def component_case(name: str, cases: dict = COMPONENT_CASES, dtype=torch.float64) -> nn.Module:
+    """cases[name]'s component, in `dtype`, with parameters and statistics away from their initial values (a
+    BatchNorm scale of 1, shift of 0 and running statistics (0, 1) would hide a dropped scale or statistic)."""
+    make, _ = cases[name]
+    module = make().to(dtype)
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.rand(p.shape, generator=gen, dtype=dtype) + 0.5)
+        if isinstance(module, BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5, generator=gen)
+            module.running_var.uniform_(0.5, 2.0, generator=gen)
+        if isinstance(module, TableConv2d):
+            module.weight.mul_(module.weight_mask)
+    return module
+
+
+def test_every_leaf_component_has_a_case():
+    """The per-component tests below cover every leaf module any switch value builds: a new component must be
+    given a case here."""
+    leaf_types = set()
+    for param in switch_values():
+        model, _ = built_with(*param.values)
+        leaf_types |= {type(m) for m in model.modules() if len(list(m.children())) == 0}
+    assert leaf_types <= {type(make()) for make, _ in COMPONENT_CASES.values()}
+
+
+@pytest.mark.parametrize("name", COMPONENT_CASES)
+def test_online_forward_and_backward_are_forward_and_autograd_per_run(name):
+    """The online contract (base.py), directly on each component: on stacked tensors (S runs, B patterns, ...)
+    `online_forward` gives each run its own `forward` with its own parameters, shaped (S, B, ...) as forward's
+    output (the engine reshapes, so a wrong shape would pass through it unseen); `online_backward` gives autograd's
+    dE/dx and dE/dw summed over the B patterns, and BatchNorm's running statistics move as nn.BatchNorm2d's do."""
+    s, b = 2, 3
+    module = component_case(name).train()
+    shape = COMPONENT_CASES[name][1]
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(s, b, *shape, generator=gen, dtype=torch.float64)
+    names = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+    tensors = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
+    # each run its own parameters and statistics
+    p = {n: torch.stack([tensors[n].detach() * (1 + 0.3 * r) for r in range(s)]) for n in names}
+    p |= {n: torch.stack([tensors[n].detach().clone() + r for r in range(s)]) for n in module.online_state}
+    start = {n: v.clone() for n, v in p.items()}
+    y, ctx = module.online_forward(p, x)
+    dy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    grads = {}
+    dx = module.online_backward(p, ctx, dy, grads, need_dx=True)
+    assert set(grads) == set(names)
+    for r in range(s):
+        run = {n: start[n][r].clone().requires_grad_(n in names) for n in start}
+        xr = x[r].clone().requires_grad_()
+        expected = functional_call(module, run, (xr,))
+        assert y[r].shape == expected.shape and dx[r].shape == xr.shape
+        torch.testing.assert_close(y[r], expected)
+        wanted = torch.autograd.grad((expected * dy[r]).sum(), [xr] + [run[n] for n in names])
+        torch.testing.assert_close(dx[r], wanted[0])
+        for n, g in zip(names, wanted[1:]):
+            torch.testing.assert_close(grads[n][r], g, msg=lambda m: f"{n}: {m}")
+        for n in module.online_state:  # functional_call updated run's statistics in place, as training does
+            torch.testing.assert_close(p[n][r], run[n], msg=lambda m: f"{n}: {m}")
+
+
+def test_max_pooling_routes_a_tie_to_the_first_maximum_as_autograd_does():
+    """MaxPool's docstring: the gradient goes to each block's first maximum, where max_pool2d's autograd sends it.
+    On a constant map every block is a four-way tie, so all of it goes to each block's top-left input."""
+    pool = MaxPool()
+    x = torch.ones(1, 1, 2, 4, 4)
+    y, index = pool.online_forward({}, x)
+    dy = torch.arange(1.0, 9.0).view(1, 1, 2, 2, 2)
+    dx = pool.online_backward({}, index, dy, {}, need_dx=True)
+    xr = x[0].clone().requires_grad_()
+    (pool(xr) * dy[0]).sum().backward()
+    assert torch.equal(dx[0], xr.grad)
+    assert torch.equal(dx[0, :, :, ::2, ::2], dy[0]) and dx.sum() == dy.sum()
+
+
+def test_a_component_missing_a_method_names_itself():
+    """base.py: a component that lacks one of the contract's methods raises NotImplementedError naming itself,
+    so that an engine or SDLM reaching a half-defined switch value says which module it is."""
+
+    class HalfDefined(Component, nn.Module):
+        pass
+
+    half, x = HalfDefined(), torch.zeros(1, 2)
+    with pytest.raises(NotImplementedError, match="^HalfDefined has no online forward$"):
+        half.online_forward({}, x)
+    with pytest.raises(NotImplementedError, match="^HalfDefined has no online backward$"):
+        half.online_backward({}, None, x, {})
+    with pytest.raises(NotImplementedError, match=r"^HalfDefined has no Gauss-Newton curvature rule \(App\. C\)$"):
+        half.curvature(x, x, x, {})
+    with pytest.raises(NotImplementedError, match="^HalfDefined has no connection count$"):
+        half.connections(x)

@@ -1,9 +1,10 @@
 import json
 
 import pytest
+import torch
 
 from repro.cli import main
-from repro.components import REGISTRIES
+from repro.components import REGISTRIES, Conv2d, TableConv2d, c3_connection_mask
 from repro.config import model_config
 from repro.counts import PAPER_COUNTS, layer_counts, totals
 from repro.model import LeNet5
@@ -52,6 +53,23 @@ def test_single_swap_connections():
     assert totals(counts_for(c3="full"))[1] == 340_908 + 100 * (2_416 - 1_516)
     assert totals(counts_for(pooling="max"))[1] == 340_908 - 5_880 - 2_000 + 6 * 196 * 4 + 16 * 25 * 4
     assert totals(counts_for(head="linear"))[1] == 340_908 + 10
+    # average pooling: 4 connections per unit like max-pooling, no bias
+    assert totals(counts_for(pooling="avg"))[1] == 340_908 - 5_880 - 2_000 + 6 * 196 * 4 + 16 * 25 * 4
+    # BatchNorm after C1 and C3: a scale and a shift per unit (2 connections) in place of the convolution's bias (1)
+    assert totals(counts_for(norm="batch"))[1] == 340_908 + 6 * 28 * 28 + 16 * 10 * 10
+
+
+def test_convolution_connections_beyond_square_kernels_and_maps():
+    """Sec. II-B's count, output units x (inputs + bias), by hand for the shapes LeNet-5 does not use: a 3x5
+    kernel with padding (2, 1) on 2 maps of 6x7 gives 8x5 outputs of 2*15 + 1 connections on each of 3 maps; a
+    Table I convolution (its first 5 maps: 3 inputs each) with a 3x2 kernel on 5x4 maps gives 3x3 outputs of
+    3*6 + 1 on each of 5 maps. Per-map fan-ins are what LeCun's init divides by (App. A)."""
+    conv = Conv2d(2, 3, (3, 5), padding=(2, 1))
+    assert conv.fan_in_per_map().tolist() == [30.0] * 3
+    assert conv.connections(conv(torch.zeros(1, 2, 6, 7))) == 8 * 5 * 3 * (2 * 15 + 1)
+    table = TableConv2d(c3_connection_mask()[:5], (3, 2))
+    assert table.fan_in_per_map().tolist() == [18.0] * 5
+    assert table.connections(table(torch.zeros(1, 6, 5, 4))) == 3 * 3 * 5 * (3 * 6 + 1)
 
 
 def test_modern_preset_counts():

@@ -7,13 +7,14 @@ so a new value is compiled here without anyone listing it.
 """
 import pytest
 import torch
+from torch.func import functional_call, jacrev, vmap
 
-from repro.components import REGISTRIES
+from repro.components import REGISTRIES, MaxPool, TrainableSubsampling
 from repro.config import HEAD_LOSSES, run_config
 from repro.model import LeNet5
 from repro.sdlm import SDLM, CurvatureEstimator, gauss_newton_diagonal
 
-from test_components import built_with, patterns, switch_values
+from test_components import COMPONENT_CASES, built_with, component_case, patterns, switch_values
 from test_sdlm import SINGLE_LAYERS, brute_force_gauss_newton
 
 
@@ -42,6 +43,49 @@ def test_the_estimator_is_exact_gauss_newton_where_app_c_is_exact(name):
     exact = brute_force_gauss_newton(model, x)
     for pname, p in model.named_parameters():
         torch.testing.assert_close(estimate[p], exact[pname], rtol=1e-5, atol=1e-5)
+
+
+# max-pooling floors an odd size as nn.MaxPool2d does: the last row and column feed no output and get no curvature,
+# but h_x must still have the input's shape (LeNet-5's maps are even, and the online engine takes even maps only)
+CURVATURE_CASES = COMPONENT_CASES | {"max_pool_odd_input": (MaxPool, (2, 5, 5))}
+
+
+@pytest.mark.parametrize("name", CURVATURE_CASES)
+def test_each_components_rule_is_the_gauss_newton_diagonal_of_its_own_map(name):
+    """App. C's rules for one component against its Jacobians J (autograd, per pattern): for a diagonal
+    d2E/dy2 = h_y, the Gauss-Newton diagonal is sum_i J_ij^2 h_yi, for each input x_j (returned, in x's shape) and
+    each parameter w_j (added into `hessian`: a parameter that also gets curvature elsewhere sums both, App. C).
+    This covers the RBF head's rule too, which no network reaches (the head is always the last layer).
+    The one exception is App. C's own: the subsampling coefficient sums x^2 over its 4 connections rather than
+    squaring their sum (as in tests/test_sdlm.py)."""
+    module = component_case(name, CURVATURE_CASES).eval()  # BatchNorm: the affine map of its running statistics
+    shape = CURVATURE_CASES[name][1]
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, *shape, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        y = module(x)
+    h_y = torch.rand(y.shape, generator=gen, dtype=torch.float64) + 0.1
+    params = {n: p.detach() for n, p in module.named_parameters() if p.requires_grad}
+    before = {p: torch.rand(p.shape, generator=gen, dtype=torch.float64) for p in module.parameters()}
+    hessian = {p: h.clone() for p, h in before.items()}
+    with torch.no_grad():
+        h_x = module.curvature(x, y, h_y, hessian, need_input=True)
+
+    def f(p, xi):
+        return functional_call(module, p, (xi[None],)).flatten()
+
+    h = h_y.flatten(1)
+    jac_x = vmap(jacrev(f, argnums=1), in_dims=(None, 0))(params, x).flatten(2)  # (N, out, in)
+    torch.testing.assert_close(h_x, (jac_x.pow(2) * h[:, :, None]).sum(1).view_as(x))
+    jac_w = vmap(jacrev(f), in_dims=(None, 0))(params, x) if params else {}
+    assert set(jac_w) == set(params)
+    for n, p in module.named_parameters():
+        if isinstance(module, TrainableSubsampling) and n == "coefficient":
+            blocks = x.unfold(2, 2, 2).unfold(3, 2, 2)  # (N, maps, H/2, W/2, 2, 2)
+            expected = (blocks.pow(2).sum(dim=(-1, -2)) * h_y).sum(dim=(0, 2, 3))
+        else:
+            expected = (jac_w[n].flatten(2).pow(2) * h[:, :, None]).sum((0, 1)).view_as(p)
+        torch.testing.assert_close(hessian[p], before[p] + expected, msg=lambda m: f"{n}: {m}")
 
 
 def registry_sweeps() -> list:

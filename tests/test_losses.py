@@ -71,3 +71,29 @@ def test_the_rbf_losses_take_mles_curvature_at_the_heads_input():
     x = torch.randn(4, 84)
     for name in ("map", "mle"):
         assert torch.equal(output_curvature(name, x, torch.zeros(4, dtype=torch.long)), torch.full_like(x, 2.0))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_losss_per_pattern_values_and_gradients_are_its_batch_value_and_autograd(name):
+    """What the online engine takes from a loss (`per_pattern`, `online`) against what the autograd engines take
+    (`value`, through Loss.__call__): each pattern's value is the batch value of that pattern alone, with a j that is
+    not map_loss's default, so that j must be passed through; its gradient is autograd's; `online` gives each run
+    the mean over its B patterns and the gradient of that mean."""
+    loss, j = LOSSES[name], 0.7
+    gen = torch.Generator().manual_seed(2)
+    outputs = torch.rand(2, 3, 10, generator=gen, dtype=torch.float64) * 4  # (S runs, B patterns, classes)
+    targets = torch.tensor([[1, 4, 9], [0, 4, 7]])
+    values, grads = loss.per_pattern(outputs, targets, j)
+    means, mean_grads = loss.online(outputs, targets, j)
+    for s in range(2):
+        for b in range(3):
+            out = outputs[s, b:b + 1].clone().requires_grad_()
+            value = loss(out, targets[s, b:b + 1], j)
+            value.backward()
+            torch.testing.assert_close(values[s, b], value.detach())
+            torch.testing.assert_close(grads[s, b], out.grad[0])
+        out = outputs[s].clone().requires_grad_()
+        value = loss(out, targets[s], j)
+        value.backward()
+        torch.testing.assert_close(means[s], value.detach())
+        torch.testing.assert_close(mean_grads[s], out.grad)

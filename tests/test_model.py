@@ -62,6 +62,32 @@ def test_scaled_tanh_fixed_points_and_slope():
     assert a.grad.item() == pytest.approx(1.7159 * 2 / 3, rel=1e-6)
 
 
+def test_the_compiled_tanh_formula_is_torch_tanh(monkeypatch):
+    """activation.tanh's docstring: inside torch.compile it is (1 - e) / (1 + e), e = exp(-2|a|), sign restored,
+    the same function as torch.tanh to within 3e-7. Checked here without compiling, by making the function
+    believe it is being compiled, over the operating range, both tails and 0."""
+    from repro.components.activation import tanh
+    a = torch.cat([torch.linspace(-20.0, 20.0, 4001), torch.tensor([0.0, 1e-8, -1e-8, 60.0, -60.0])])
+    expected = torch.tanh(a)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    got = tanh(a)
+    torch.testing.assert_close(got, expected, rtol=0, atol=3e-7)
+
+
+def test_init_default_starts_the_trainable_subsampling_as_average_pooling():
+    """init=default's [assumption] (init_default_subsampling_): S2 and S4 start as 2x2 average pooling,
+    coefficient 1/4 and bias 0, their nearest modern counterpart."""
+    model = LeNet5(model_config("paper", {"init": "default"}))
+    for layer, maps in ((model.s2[0], 6), (model.s4[0], 16)):
+        x = torch.randn(2, maps, 4, 4)
+        torch.testing.assert_close(layer(x), torch.nn.functional.avg_pool2d(x, 2))
+
+
+def test_a_module_without_a_fan_in_rule_is_named():
+    with pytest.raises(TypeError, match="^no fan-in rule for MaxPool$"):
+        components.unit_fan_in(components.MaxPool())
+
+
 def test_trainable_subsampling_is_coefficient_times_sum_plus_bias():
     layer = components.TrainableSubsampling(2)
     with torch.no_grad():
@@ -81,6 +107,8 @@ def test_c3_table_matches_table_one():
     assert int(mask.sum()) == 60
     assert mask[9].nonzero().flatten().tolist() == [0, 3, 4, 5]
     assert mask[14].nonzero().flatten().tolist() == [0, 2, 3, 5]
+    # a bool matrix (its docstring), so that a row selects its S2 maps: Table I read back
+    assert tuple(tuple(torch.arange(6)[row].tolist()) for row in mask) == components.C3_TABLE
 
 
 @pytest.mark.parametrize("make_optimizer", [
@@ -143,3 +171,25 @@ def test_full_field_conv_equals_convolution():
     torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias))
     big = torch.randn(2, 16, 7, 7)
     assert conv(big).shape == (2, 120, 3, 3)
+
+
+@pytest.mark.parametrize("padding", [1, (1, 0), (0, 1)])
+def test_a_padded_full_field_conv_is_the_padded_convolution(padding):
+    """A padded kernel no longer covers its input in one weighted sum: the shortcut must not be taken, whichever
+    side is padded (the class is an nn.Conv2d, whatever its arguments)."""
+    from repro.components import FullFieldConv2d
+    conv = FullFieldConv2d(2, 3, 3, padding=padding)
+    x = torch.randn(2, 2, 3, 3)
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=padding))
+
+
+def test_a_fresh_model_has_the_layout_of_the_shipped_weights():
+    """Weights saved today load where the shipped ones (repro/weights/) did, and back: a freshly built network's
+    state dict has the shipped paper network's entries with their shapes and dtypes (C3's Table I mask included)."""
+    from repro.config import RunConfig
+    from repro.model import build_model
+    from repro.pretrained import weights_file
+    saved = torch.load(weights_file("paper"), map_location="cpu", weights_only=True)
+    fresh = build_model(RunConfig.from_dict(saved["config"])).state_dict()
+    assert {k: (v.shape, v.dtype) for k, v in fresh.items()} == \
+        {k: (v.shape, v.dtype) for k, v in saved["model"].items()}

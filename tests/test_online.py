@@ -9,6 +9,7 @@ by that gradient's own magnitude: such an entry moves by ~lr either way, with a 
 In float64 the noise is 1e-9 times smaller, so the comparison tests the math of each component and optimizer.
 The production dtype is checked by the compiled-vs-eager and float32 tests at the end.
 """
+import itertools
 import random
 
 import pytest
@@ -178,33 +179,100 @@ def test_float32_online_engine_equals_reference_for_the_presets(preset):
     _assert_same_runs(config, runs, losses, x, y, hx, hy)
 
 
-def test_the_compiled_path_groups_the_updates_and_changes_no_number():
-    """The compiled engine's own bookkeeping, with torch.compile's eager backend so that it takes seconds: a run
-    of T updates goes as T // UPDATES_PER_CALL unrolled calls and then single ones (two graphs, each traced
-    once, with guards skipped after), sums each run's losses in float64, counts its tracing as compile time,
-    and computes what the eager engine computes."""
-    config = run_config("paper", {"lr": 0.0001})
-    x, y, hx, hy = _data(config, 1, torch.float32)
-    steps = 2 * UPDATES_PER_CALL + 1
+class GraphRecorder:
+    """A torch.compile back end that runs the traced graph as it is and records each graph's input shapes: a
+    compiled engine's tracing seen without inductor's half-minute compile."""
+
+    def __init__(self):
+        self.graphs = []
+
+    def __call__(self, graph, example_inputs):
+        self.graphs.append([tuple(v.shape) for v in example_inputs if isinstance(v, torch.Tensor)])
+        return graph.forward
+
+
+def _compiled_engine(config, runs, backend):
+    engine = OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs], compile_step=True, backend=backend)
+    engine.clock = itertools.count().__next__  # each compiling call adds exactly 1 to compile_s
+    return engine
+
+
+@pytest.mark.parametrize("preset, overrides, batch", [("paper", {"lr": 0.0001}, 1),  # SDLM: no per-update scalars
+                                                      ("modern", {"lr": 0.001}, 2)])  # Adam's scalars, BN's state
+def test_the_compiled_path_groups_the_updates_and_changes_no_number(preset, overrides, batch):
+    """The compiled engine's own bookkeeping, with a back end that runs the traced graph, so that it takes
+    seconds: a run of T updates goes as T // UPDATES_PER_CALL unrolled calls and then single ones (two graphs,
+    each traced once, with guards skipped after), sums each run's losses in float64, counts exactly its two
+    compiling calls as compile time, and computes what the eager engine computes."""
+    config = run_config(preset, overrides)
+    x, y, hx, hy = _data(config, batch, torch.float32)
+    steps = 2 * UPDATES_PER_CALL + 2  # two groups, then two single updates
     x, y = (torch.cat([v, v], dim=1)[:, :steps] for v in (x, y))  # _data has STEPS < steps updates per run
+    recorder = GraphRecorder()
     results = []
     for compile_step in (False, True):
         runs = [_fresh(config, seed, hx, hy) for seed in SEEDS]
-        engine = OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs], compile_step=compile_step,
-                              backend="eager")
+        engine = (_compiled_engine(config, runs, recorder) if compile_step else
+                  OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs]))
         engine.pack()
         total = engine.run(x, y)
         engine.unpack()
         results.append((engine, runs, total))
     (eager, eager_runs, eager_total), (compiled, compiled_runs, compiled_total) = results
-    assert eager.updates_per_call == 1 and compiled.updates_per_call == UPDATES_PER_CALL > 1
-    assert eager.compile_s == 0.0 < compiled.compile_s
-    assert compiled._warm == {x[:, :UPDATES_PER_CALL].shape, x[:, :1].shape}  # one group shape, one single
+    assert not eager.compiled and eager.updates_per_call == 1 and eager.compile_s == 0.0
+    assert compiled.updates_per_call == UPDATES_PER_CALL > 1
+    assert compiled.compile_s == 2  # one group shape, one single, each compiled once
+    assert recorder.graphs  # traced by the back end it was given (a graph break would make more than two graphs)
+    assert compiled._warm == {x[:, :UPDATES_PER_CALL].shape, x[:, :1].shape}
     assert eager_total.dtype == compiled_total.dtype == torch.float64
     torch.testing.assert_close(compiled_total, eager_total, rtol=1e-6, atol=1e-6)
-    for (eager_model, _), (compiled_model, _) in zip(eager_runs, compiled_runs):
+    for (eager_model, eager_opt), (compiled_model, compiled_opt) in zip(eager_runs, compiled_runs):
         for (name, a), b in zip(eager_model.named_parameters(), compiled_model.parameters()):
             torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+        for (name, a), b in zip(eager_model.named_buffers(), compiled_model.buffers()):  # BatchNorm's statistics
+            torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+        for a, b in zip(eager_model.parameters(), compiled_model.parameters()):  # Adam's moments, SDLM's h
+            assert eager_opt.state[a].keys() == compiled_opt.state[b].keys()
+            for key, value in eager_opt.state[a].items():
+                torch.testing.assert_close(compiled_opt.state[b][key], value, rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_a_warm_shape_whose_graph_was_dropped_is_compiled_again():
+    """A compiled engine built later resets torch.compile's caches, dropping this engine's graphs: its next call of
+    a warm shape fails the guard-skipping stance ("Recompilation triggered") before anything is updated, and is
+    compiled again, counted as compile time; the numbers stay those of the eager engine."""
+    config = run_config("paper", {"lr": 0.0001})
+    x, y, hx, hy = _data(config, 1, torch.float32)
+    recorder = GraphRecorder()
+    engines = []
+    for compile_step in (False, True):
+        runs = [_fresh(config, seed, hx, hy) for seed in SEEDS]
+        engine = (_compiled_engine(config, runs, recorder) if compile_step else
+                  OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs]))
+        engine.pack()
+        engine.run(x[:, :1], y[:, :1])
+        engines.append(engine)
+    eager, compiled = engines
+    traced = len(recorder.graphs)
+    assert compiled.compile_s == 1 and traced
+    later = [_fresh(config, 0, hx, hy)]
+    _compiled_engine(config, later, GraphRecorder())  # resets the caches
+    totals = [engine.run(x[:, 1:2], y[:, 1:2]) for engine in engines]
+    assert compiled.compile_s == 2 and len(recorder.graphs) > traced  # traced again
+    torch.testing.assert_close(totals[1], totals[0], rtol=1e-6, atol=1e-6)
+    for name in eager.params:
+        torch.testing.assert_close(compiled.params[name], eager.params[name], rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_an_engine_is_eager_unless_asked_and_compiles_with_inductor_by_default():
+    config, model = run_config("paper"), LeNet5()
+    eager = OnlineEngine(config, [model], [None])
+    assert not eager.compiled and eager.updates_per_call == 1
+    compiled = OnlineEngine(config, [model], [None], compile_step=True)  # compiles lazily: nothing compiled here
+    # cpp_wrapper: measured faster by the bench (results/bench_threads1.txt); dynamic=False: one graph per shape
+    assert compiled.compile_options == {"backend": "inductor", "dynamic": False, "options": {"cpp_wrapper": True}}
+    other = OnlineEngine(config, [model], [None], compile_step=True, backend="eager")
+    assert other.compile_options == {"backend": "eager", "dynamic": False, "options": None}
 
 
 def test_the_engine_names_a_parameter_it_would_not_update():

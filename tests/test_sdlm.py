@@ -34,6 +34,9 @@ SINGLE_LAYERS = {
     "conv_max_pool": (lambda: nn.Sequential(Conv2d(2, 3, 3), MaxPool()), (6, 2, 8, 8)),
     # BatchNorm as it evaluates (running statistics): a per-map affine map after the convolution
     "conv_batch_norm": (lambda: nn.Sequential(Conv2d(2, 3, 3), _with_statistics(BatchNorm2d(3))), (6, 2, 7, 7)),
+    # a squashing function as the last layer: App. C starts from the loss's curvature at its output y, and
+    # f'(a) is computed from y (Component.loss_curvature must hand it y); w_ij still reaches one output only
+    "linear_tanh": (lambda: nn.Sequential(Linear(5, 3), ScaledTanh()), (6, 5)),
 }
 
 

@@ -1,16 +1,23 @@
 """The training loop: outputs, determinism, resume after a kill, divergence, run-folder safety."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
+from conftest import make_mnist
 from helpers.step_hooks import KILLED, lenet5_command
 from repro.config import run_config
-from repro.data import load_mnist
-from repro.train import DivergedError, RunError, train, warmup_factor
+from repro.data import ENV_VAR, load_mnist
+from repro.errors import Interrupted
+from repro.model import build_model
+from repro.run_folder import read_nondigit_outputs
+from repro.train import (DivergedError, RunError, StepHook, hessian_sample, install_step_hook, pass_line,
+                         pass_permutation, train, train_seeds, warmup_factor)
 
 TINY = {"epochs": 2, "hessian_samples": 8, "checkpoint_every": 5}
 
@@ -39,7 +46,8 @@ def test_run_writes_every_output(preset, tiny_mnist, tmp_path):
     assert {"lr", "train_loss", "train_error_pct", "test_error_pct", "test_loss", "effective_steps",
             "wall_s"} <= set(log[0])
     assert bool(log[0]["effective_steps"]) == (preset == "paper")
-    assert json.loads((run / "config.json").read_text()) == config.to_dict()
+    # the committed folders' config.json, byte for byte: indented, so that a diff of two runs reads line by line
+    assert (run / "config.json").read_text() == json.dumps(config.to_dict(), indent=2) + "\n"
     csv = (run / "log.csv").read_text().splitlines()
     assert csv[0].startswith("pass,lr,train_loss,train_error_pct,test_error_pct") and len(csv) == 3
     assert csv[2].split(",")[3] == str(log[1]["train_error_pct"])
@@ -135,8 +143,17 @@ def test_run_folder_is_not_reused_by_accident(tiny_mnist, tmp_path):
     with pytest.raises(RunError, match=r"holds a run of another config .*'seed': \(0, 3\)"):
         train(run_config("paper", {**TINY, "seed": 3}), tmp_path / "run", data_root=tiny_mnist, resume=True,
               progress=False)
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("summary.json", "model.pt")}
     again = train(config, tmp_path / "run", data_root=tiny_mnist, resume=True, progress=False)
-    assert again["status"] == "finished"
+    assert again["status"] == "finished"  # a finished run is returned as it is, not trained or written again
+    assert before == {name: (tmp_path / "run" / name).read_bytes() for name in before}
+
+
+def test_an_unwritable_run_folder_is_one_clear_error(tiny_mnist, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RunError, match=r"cannot write the run folder .*run \(Not a directory\); choose a writable "
+                                       r"--out"):
+        train(run_config("paper", TINY), tmp_path / "file" / "run", data_root=tiny_mnist, progress=False)
 
 
 @pytest.mark.slow
@@ -148,11 +165,11 @@ def test_real_mnist_short_run(real_data_root, tmp_path):
 
 # batch 3 on 32 patterns: each pass ends with an update of 2 patterns
 @pytest.mark.parametrize("protocol", [{"lr": 0.00002}, {"batch_size": 3, "lr": 0.00001}])
-@pytest.mark.parametrize("engine", ["online", "compiled"])
+# the compiled engine compiles for ~25 s per case: in the full suite (CI's), not the quick one
+@pytest.mark.parametrize("engine", ["online", pytest.param("compiled", marks=pytest.mark.slow)])
 def test_seeds_trained_together_equal_each_seed_trained_alone(tiny_mnist, tmp_path, protocol, engine):
     """A seed's numbers do not depend on the seeds trained beside it (the determinism standard): the online
     engines could step them in lockstep, whose batched arithmetic rounds differently, so train_seeds does not."""
-    from repro.train import train_seeds
     data = load_mnist("32", tiny_mnist, download=False)
     config = run_config("paper", {**TINY, **protocol, "engine": engine})
     # each compiled drive compiles anew (~5 s with warm caches): the compiled engine checks the last seed only
@@ -189,6 +206,8 @@ def test_warmup_ramps_the_step_in_blocks_up_to_full():
     assert [warmup_factor(s, 3000) for s in (0, 99, 100, 2999, 3000, 50_000)] == \
         [100 / 3000, 100 / 3000, 200 / 3000, 1.0, 1.0, 1.0]
     assert [warmup_factor(s, 30) for s in (0, 2, 3, 29, 30)] == [0.1, 0.1, 0.2, 1.0, 1.0]  # 10 levels at least
+    assert [warmup_factor(s, 10) for s in range(10)] == [(s + 1) / 10 for s in range(10)]  # blocks of 1 update
+    assert warmup_factor(24, 25) == 1.0  # the last block ends past the warm-up: never above the full step
     assert warmup_factor(0, 0) == 1.0
 
 
@@ -204,11 +223,109 @@ def test_hessian_every_and_warmup_change_the_updates(tiny_mnist, tmp_path, extra
 
 
 def test_pass_line_is_readable():
-    from repro.train import pass_line
     entry = {"pass": 3, "lr": 4.000000000000001e-05, "train_loss": 2.26848982, "train_error_pct": 28.999999999999996,
              "test_error_pct": 1.41, "wall_s": 92.37}
     assert pass_line(entry, run_config("paper")) == ("pass 3/20  train error 29.00%  test error 1.41%  "
                                                      "train loss 2.268  lr 4e-05  92 s")
+    # a run that evaluates on the validation split says so: its number is not a test error
+    assert pass_line(entry, run_config("paper", {"evaluate_on": "validation"})).startswith(
+        "pass 3/20  train error 29.00%  validation error 1.41%  ")
+
+
+def test_the_shuffles_and_curvature_samples_are_those_every_committed_run_drew():
+    """A committed run reproduces bit for bit only while each (seed, pass) visits the patterns in the same order
+    and estimates h on the same sample (before the pass, and before update `step` with hessian_every): their
+    first indices, recorded here for a seed and a pass other than 0, pin the three streams."""
+    assert pass_permutation(3, 2, 60000)[:6].tolist() == [7452, 20843, 24374, 4749, 46177, 26788]
+    assert hessian_sample(3, 2, 60000, 6).tolist() == [6945, 11106, 47124, 57599, 23032, 57112]
+    assert hessian_sample(3, 2, 60000, 6, step=500).tolist() == [35721, 40961, 59318, 34906, 3893, 25431]
+
+
+def _hooked(hook):
+    """Install a step hook for the duration of a with-block (it is process-wide)."""
+    class Installed:
+        def __enter__(self):
+            install_step_hook(hook)
+
+        def __exit__(self, *exc):
+            install_step_hook(None)
+    return Installed()
+
+
+def _request_stop(runs):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would: the handler train_seeds installed records it
+
+
+@pytest.mark.parametrize("stop_at, where", [(7, "pass 1, update 7"), (32, "pass 2, update 0")],
+                         ids=["mid_pass", "pass_boundary"])
+def test_a_stopped_run_checkpoints_says_where_and_resumes_bit_for_bit(tiny_mnist, tmp_path, stop_at, where):
+    """A stop signal at update `stop_at` (32 updates a pass): the run checkpoints where it stands, raises
+    Interrupted naming the position and the checkpoint, keeps its phase seconds in the checkpoint, and a resume
+    ends as the run that was never stopped."""
+    data = load_mnist("32", tiny_mnist, download=False)
+    config = run_config("paper", {**TINY, "engine": "online"})
+    whole = train(config, tmp_path / "whole", data=data, progress=False)
+    stopped = tmp_path / "new" / "stopped"  # the run folder's parents are made too
+    with _hooked(StepHook(stop_at, _request_stop)), pytest.raises(Interrupted) as stop:
+        train(config, stopped, data=data, progress=False)
+    assert str(stop.value) == f"SIGTERM: stopped at {where}; checkpoint written to {stopped / 'checkpoint.pt'}"
+    checkpoint = torch.load(stopped / "checkpoint.pt", weights_only=False)
+    assert (checkpoint["pass"], checkpoint["step"]) == divmod(stop_at, 32)
+    assert checkpoint["phases"]["updates"] > 0 and not (stopped / "summary.json").exists()
+    resumed = train(config, stopped, data=data, resume=True, progress=False)
+    assert resumed["status"] == "finished" and resumed["phases_s"]["updates"] >= checkpoint["phases"]["updates"]
+    a, b = torch.load(tmp_path / "whole" / "model.pt")["model"], torch.load(stopped / "model.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert log_without_wall_time(tmp_path / "whole" / "log.jsonl") == log_without_wall_time(stopped / "log.jsonl")
+    assert whole["final_test_error_pct"] == resumed["final_test_error_pct"]
+
+
+def _poison(runs):
+    with torch.no_grad():
+        for run in runs:
+            for p in run.model.parameters():
+                p.fill_(float("nan"))
+
+
+def test_a_run_whose_weights_break_at_a_passs_last_update_is_diverged_not_finished(tiny_mnist, tmp_path):
+    """Non-finite weights after a pass's last update are found by the pass's evaluation, not by the loop's loss
+    check: the run ends diverged, with no model.pt, and the runs beside it go on."""
+    data = load_mnist("32", tiny_mnist, download=False)
+    config = run_config("paper", {**TINY, "epochs": 1, "engine": "online"})
+    with _hooked(StepHook(32, _poison)):
+        summaries = train_seeds(config, [0, 1], [tmp_path / "s0", tmp_path / "s1"], data=data, progress=False)
+    for summary, folder in zip(summaries, ("s0", "s1")):
+        assert summary["status"] == "diverged" and "run diverged in pass 1 before step 32" in summary["message"]
+        assert json.loads((tmp_path / folder / "summary.json").read_text())["status"] == "diverged"
+        assert not (tmp_path / folder / "model.pt").exists()
+
+
+def test_a_non_finite_evaluation_of_either_set_is_a_divergence(tiny_mnist, tmp_path):
+    data = load_mnist("32", tiny_mnist, download=False)
+    data.test_x[0] = float("nan")  # the training set stays finite: only the test set's loss is not
+    with pytest.raises(DivergedError, match="run diverged in pass 1"):
+        train(run_config("paper", {**TINY, "epochs": 1}), tmp_path / "run", data=data, progress=False)
+
+
+def test_a_finished_run_says_what_it_is(tiny_mnist, tmp_path, monkeypatch, capsys):
+    """The summary of a finished run: no message, the model's trainable parameter count, its wall time; each
+    pass printed as its pass line; the outputs on non-digits computed from the run's own data root."""
+    monkeypatch.setenv(ENV_VAR, str(make_mnist(tmp_path / "elsewhere", 8, 8, folder="FashionMNIST")))
+    config = run_config("modern", {**TINY, "batch_size": 4})
+    started = time.perf_counter()
+    summary = train(config, tmp_path / "run", data_root=tiny_mnist)
+    elapsed = time.perf_counter() - started
+    assert summary["status"] == "finished" and summary["message"] == ""
+    model = build_model(config)
+    assert summary["trainable_params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert 0 < summary["wall_s"] <= elapsed + 0.01
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(isinstance(e["wall_s"], float) and e["wall_s"] == round(e["wall_s"], 2) for e in log)
+    assert 0 < log[0]["train_loss"] < 10  # the mean cross-entropy of an update, not a sum over the pass
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line.startswith("pass ")] == [pass_line(e, config) for e in log]
+    # tiny_mnist holds no Fashion-MNIST: that set is left out, not read from $LENET5_DATA
+    assert set(read_nondigit_outputs(tmp_path / "run")) == {"letters", "noise", "blank"}
 
 
 # Where the engines' loops differ from the reference: chunks that end at checkpoints (every 5 updates here), h
@@ -218,7 +335,7 @@ def test_pass_line_is_readable():
 @pytest.mark.parametrize("engine,protocol", [
     ("online", {}), ("online", {"hessian_every": 7}), ("online", {"warmup_updates": 20}),
     ("online", {"batch_size": 3, "lr": 0.00001}), ("online", {"optimizer": "adam", "lr": 0.001}),
-    ("compiled", {"hessian_every": 7, "warmup_updates": 20})],
+    pytest.param("compiled", {"hessian_every": 7, "warmup_updates": 20}, marks=pytest.mark.slow)],
     ids=["plain", "hessian_every", "warmup", "batch3", "adam", "compiled"])
 def test_the_engines_train_as_the_reference_does(tiny_mnist, tmp_path, engine, protocol):
     """A whole run through train() gives the reference loop's weights and losses, whichever engine steps it:

@@ -230,7 +230,9 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     if text:
         files["rejection.md"] = text
     from .grids import GRIDS
+    from .mutation import mutation_table
     blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results),
+              markers("mutation-results"): mutation_table(results),
               markers("programme-status"): programme_status(results),
               markers("rejection-results"): rejection_results(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
