@@ -113,10 +113,19 @@ def scratch_copy(scratch: Path, module: str, target: Target) -> None:
     (scratch / "setup.cfg").write_text(setup_cfg(module, target))
 
 
+# what mutmut prints, and then stops, when the clean tests fail under its trampolines: no mutant was tested
+MUTMUT_FAILED = ("failed to collect stats", "Failed to run clean test", "Failed to collect list of tests")
+
+
 def mutmut(scratch: Path, *args: str, check: bool = True) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env, capture_output=True,
                             text=True)
+    failed = [line for line in MUTMUT_FAILED if line in result.stdout + result.stderr]
+    if failed:  # whatever the exit code: the statuses left are the previous run's
+        raise RuntimeError(f"mutmut {' '.join(args[:3])} stopped ({failed[0]}); run the selected tests in "
+                           f"{scratch / 'mutants'} with MUTANT_UNDER_TEST=stats to see which fails:\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     if check and result.returncode != 0:
         raise RuntimeError(f"mutmut {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
                            f"\n{result.stderr[-3000:]}")
@@ -187,8 +196,12 @@ def reuse_kept_run(scratch: Path, module: str, target: Target) -> None:
     others = [str(path.relative_to(ROOT)) for path in (ROOT / "repro").rglob("*.py")
               if not (scratch / path.relative_to(ROOT)).is_file()
               or (scratch / path.relative_to(ROOT)).read_bytes() != path.read_bytes()]
-    if others:  # the retest runs against the copy of the full run; say what it does not see
-        print(f"--retest keeps the full run's copy of {', '.join(others)}, changed since", file=sys.stderr)
+    for other in others:  # the working tree's tests may need them (mutmut runs the copy under mutants/)
+        for copy in (scratch / other, scratch / "mutants" / other):
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / other, copy)
+    if others:
+        print(f"brought up to date for the tests, not mutated: {', '.join(others)}", file=sys.stderr)
     old_tests = {p.relative_to(scratch / "tests") for p in (scratch / "tests").rglob("test_*.py")}
     gone = old_tests - {p.relative_to(ROOT / "tests") for p in (ROOT / "tests").rglob("test_*.py")}
     if gone:
