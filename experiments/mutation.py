@@ -10,6 +10,8 @@ merged into results/mutation.json.
     python -m experiments.mutation repro/train.py --keep /tmp/mut-train --resume       # a stopped full run, on
     python -m experiments.mutation --list                     # MODULES and what results/mutation.json holds
     python -m experiments.mutation --equivalent reasons.json  # {mutant id: why it is equivalent} into the report
+    python -m experiments.mutation repro/train.py --keep /tmp/mut-train --retest --collect   # a stopped retest's
+                                                              # decisions so far (a stopped full run: no --retest)
 
 mutmut copies the package into a mutants/ folder and rewrites every function of the module into a trampoline
 that runs the original or one mutant; for each mutant it reruns only the selected tests that reach the mutated
@@ -278,6 +280,9 @@ def main(argv=None) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="with --keep of a full run that was stopped (same code, same settings): test only the "
                              "mutants it had not decided; it counts as the full run")
+    parser.add_argument("--collect", action="store_true",
+                        help="no run: with --keep of a run or retest that was stopped, write what it decided so far "
+                             "into --out (its entry says 'stopped'); --resume or --retest goes on from there")
     parser.add_argument("--equivalent", metavar="REASONS.json",
                         help="no run: give the survivors named in this file ({mutant id: reason}) their 'equivalent' "
                              "line in --out, and recount")
@@ -313,12 +318,21 @@ def main(argv=None) -> None:
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    found, diffs = run_module(args.module, target, args.max_children, keep, args.retest, args.resume)
+    if args.collect:
+        if not keep or not (keep / "mutants").is_dir():
+            raise ConfigError("--collect needs --keep FOLDER, the folder of a stopped run of the module")
+        found = statuses(keep)
+        diffs = {m: diff(keep, m) for m, status in found.items() if status == "survived"}
+    else:
+        found, diffs = run_module(args.module, target, args.max_children, keep, args.retest, args.resume)
     previous = report.get(args.module)
     report[args.module] = summarise(args.module, target, found, diffs, previous)
     kind = "retest of the mutants the run before left alive" if args.retest else "full"
+    kind = f"{kind}, stopped before the end (what it had decided)" if args.collect else kind
     run = {"kind": kind + (", resumed after a stop (minutes: of the resumed part)" if args.resume else ""),
            "minutes": round((time.monotonic() - started) / 60, 1), "max_children": args.max_children}
+    if args.collect:
+        run.pop("minutes")  # the time of the collection, not of the run
     report[args.module]["runs"] = [*((previous or {}).get("runs", []) if args.retest else []), run]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
