@@ -267,6 +267,11 @@ def add_equivalent(report: dict, reasons: dict[str, str]) -> list[str]:
     return sorted(set(changed))
 
 
+def write_report(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", help="a key of MODULES, e.g. repro/study/stats.py")
@@ -292,7 +297,7 @@ def main(argv=None) -> None:
     report = json.loads(out.read_text()) if out.exists() else {}
     if args.equivalent:
         changed = add_equivalent(report, json.loads(Path(args.equivalent).read_text()))
-        out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
+        write_report(out, report)
         for module in changed:
             print(f"{module}: {report[module]['equivalent']} equivalent, "
                   f"{report[module]['killed_pct_of_the_rest']}% killed of the rest")
@@ -334,8 +339,7 @@ def main(argv=None) -> None:
     if args.collect:
         run.pop("minutes")  # the time of the collection, not of the run
     report[args.module]["runs"] = [*((previous or {}).get("runs", []) if args.retest else []), run]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(sorted(report.items())), indent=2, ensure_ascii=False) + "\n")
+    write_report(out, report)
     entry = report[args.module]
     print(f"{args.module}: {entry['killed']} of {entry['total']} killed ({entry['killed_pct']}%), "
           f"{entry['survived']} survived ({entry['equivalent']} equivalent), {entry['timeout']} timeout, "

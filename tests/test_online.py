@@ -197,28 +197,34 @@ def _compiled_engine(config, runs, backend):
     return engine
 
 
-@pytest.mark.parametrize("preset, overrides, batch", [("paper", {"lr": 0.0001}, 1),  # SDLM: no per-update scalars
-                                                      ("modern", {"lr": 0.001}, 2)])  # Adam's scalars, BN's state
-def test_the_compiled_path_groups_the_updates_and_changes_no_number(preset, overrides, batch):
-    """The compiled engine's own bookkeeping, with a back end that runs the traced graph, so that it takes
-    seconds: a run of T updates goes as T // UPDATES_PER_CALL unrolled calls and then single ones (two graphs,
-    each traced once, with guards skipped after), sums each run's losses in float64, counts exactly its two
-    compiling calls as compile time, and computes what the eager engine computes."""
-    config = run_config(preset, overrides)
-    x, y, hx, hy = _data(config, batch, torch.float32)
-    steps = 2 * UPDATES_PER_CALL + 2  # two groups, then two single updates
-    x, y = (torch.cat([v, v], dim=1)[:, :steps] for v in (x, y))  # _data has STEPS < steps updates per run
-    recorder = GraphRecorder()
-    results = []
+def _eager_and_compiled(config, hx, hy, recorder):
+    """[(eager engine, its runs), (compiled engine, its runs)], the same fresh runs for each, packed."""
+    pairs = []
     for compile_step in (False, True):
         runs = [_fresh(config, seed, hx, hy) for seed in SEEDS]
         engine = (_compiled_engine(config, runs, recorder) if compile_step else
                   OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs]))
         engine.pack()
-        total = engine.run(x, y)
-        engine.unpack()
-        results.append((engine, runs, total))
-    (eager, eager_runs, eager_total), (compiled, compiled_runs, compiled_total) = results
+        pairs.append((engine, runs))
+    return pairs
+
+
+@pytest.mark.parametrize("preset, overrides, batch", [("paper", {"lr": 0.0001}, 1),  # SDLM: no per-update scalars
+                                                      ("modern", {"lr": 0.001}, 2)])  # Adam's scalars, BN's state
+def test_the_compiled_path_groups_the_updates_and_changes_no_number(preset, overrides, batch):
+    """The compiled engine's own bookkeeping, with a back end that runs the traced graph, so that it takes
+    seconds: a run of T updates goes as T // UPDATES_PER_CALL unrolled calls and then single ones (two shapes,
+    each compiled on its first call, with guards skipped after), sums each run's losses in float64, counts only
+    its compiling calls as compile time, and computes what the eager engine computes."""
+    config = run_config(preset, overrides)
+    x, y, hx, hy = _data(config, batch, torch.float32)
+    steps = 2 * UPDATES_PER_CALL + 2  # two groups, then two single updates
+    x, y = (torch.cat([v, v], dim=1)[:, :steps] for v in (x, y))  # _data has STEPS < steps updates per run
+    recorder = GraphRecorder()
+    (eager, eager_runs), (compiled, compiled_runs) = _eager_and_compiled(config, hx, hy, recorder)
+    eager_total, compiled_total = eager.run(x, y), compiled.run(x, y)
+    eager.unpack()
+    compiled.unpack()
     assert not eager.compiled and eager.updates_per_call == 1 and eager.compile_s == 0.0
     assert compiled.updates_per_call == UPDATES_PER_CALL > 1
     # each shape's first call compiles (one group shape, one single); a call may compile again where dynamo
@@ -246,14 +252,9 @@ def test_a_warm_shape_whose_graph_was_dropped_is_compiled_again():
     config = run_config("paper", {"lr": 0.0001})
     x, y, hx, hy = _data(config, 1, torch.float32)
     recorder = GraphRecorder()
-    engines = []
-    for compile_step in (False, True):
-        runs = [_fresh(config, seed, hx, hy) for seed in SEEDS]
-        engine = (_compiled_engine(config, runs, recorder) if compile_step else
-                  OnlineEngine(config, [m for m, _ in runs], [o for _, o in runs]))
-        engine.pack()
+    engines = [engine for engine, _ in _eager_and_compiled(config, hx, hy, recorder)]
+    for engine in engines:
         engine.run(x[:, :1], y[:, :1])
-        engines.append(engine)
     eager, compiled = engines
     traced = len(recorder.graphs)
     assert compiled.compile_s == 1 and traced

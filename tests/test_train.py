@@ -1,4 +1,5 @@
 """The training loop: outputs, determinism, resume after a kill, divergence, run-folder safety."""
+import contextlib
 import json
 import os
 import signal
@@ -241,15 +242,14 @@ def test_the_shuffles_and_curvature_samples_are_those_every_committed_run_drew()
     assert hessian_sample(3, 2, 60000, 6, step=500).tolist() == [35721, 40961, 59318, 34906, 3893, 25431]
 
 
+@contextlib.contextmanager
 def _hooked(hook):
     """Install a step hook for the duration of a with-block (it is process-wide)."""
-    class Installed:
-        def __enter__(self):
-            install_step_hook(hook)
-
-        def __exit__(self, *exc):
-            install_step_hook(None)
-    return Installed()
+    install_step_hook(hook)
+    try:
+        yield
+    finally:
+        install_step_hook(None)
 
 
 def _request_stop(runs):
