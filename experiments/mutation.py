@@ -7,6 +7,7 @@ merged into results/mutation.json.
     python -m experiments.mutation repro/sdlm.py --tests tests/test_sdlm.py --max-children 2
     python -m experiments.mutation repro/data.py --keep /tmp/mut-data                  # a full run, its folder kept
     python -m experiments.mutation repro/data.py --keep /tmp/mut-data --retest         # after adding tests
+    python -m experiments.mutation repro/train.py --retest --max-children 2            # the report's survivors
     python -m experiments.mutation repro/train.py --keep /tmp/mut-train --resume       # a stopped full run, on
     python -m experiments.mutation --list                     # MODULES and what results/mutation.json holds
     python -m experiments.mutation --equivalent reasons.json  # {mutant id: why it is equivalent} into the report
@@ -27,6 +28,9 @@ results/mutation.json, per module: `killed`, `survived`, `timeout` and `other` (
 survivor that no test can kill because it changes nothing observable gets a one-line `equivalent` reason (with
 `--equivalent REASONS.json`, or by hand); a rerun keeps it for the survivor with the same id and the same diff, and drops it
 (with a line on stderr) where the mutant changed. `killed_pct_of_the_rest` leaves the equivalent ones out.
+
+Without `--keep`, `--retest` makes the survivors the report records again in a fresh copy (each must have the diff
+recorded: the module unchanged) and reruns only them; the report's other counts stand.
 
 `--retest` reruns, in the kept folder of a full run of the same module (same code, same settings), only the mutants
 that run did not kill, against the working tree's tests (added or changed, none removed), so that a survivor's new
@@ -86,7 +90,10 @@ MODULES: dict[str, Target] = {
     "repro/online.py": Target(("tests/test_online.py",), **TORCH),
     "repro/sdlm.py": Target(("tests/test_sdlm.py", "tests/test_curvature.py"), **TORCH),
     "repro/optim.py": Target(("tests/test_schedule.py", "tests/test_sdlm.py", "tests/test_online.py"), **TORCH),
-    "repro/train.py": Target(("tests/test_train.py", "tests/test_phases.py"), **TORCH),
+    # the training loop's own tests, its endings, and the runs that take its other paths (distortions, BatchNorm's
+    # note, data read from a root)
+    "repro/train.py": Target(("tests/test_train.py", "tests/test_phases.py", "tests/test_run_endings.py",
+                              "tests/test_distortions.py", "tests/test_bn_eval.py"), **TORCH),
     # the loader's own tests, and the two that read data through it (evaluation, distortions)
     "repro/data.py": Target(("tests/test_data.py", "tests/test_inference.py", "tests/test_distortions.py"), **TORCH),
 }
@@ -218,6 +225,37 @@ def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
     return sorted(m for m, status in statuses(scratch).items() if status != "killed")
 
 
+def retest_from_report(scratch: Path, module: str, target: Target, previous: dict,
+                       max_children: int) -> tuple[dict, dict]:
+    """--retest without a kept run: the survivors the report records for `module`, made again in a fresh copy (the
+    module unchanged: each mutant's diff must be the one recorded) and run against the working tree's tests.
+    ({id: status} of those survivors, {survivor id: diff})."""
+    recorded = {s["id"]: s["diff"] for s in previous.get("survivors", [])}
+    if not recorded:
+        raise ConfigError(f"the report records no survivors of {module} to retest")
+    scratch_copy(scratch, module, target)
+    output = mutmut(scratch, "run", "--max-children", str(max_children), *sorted(recorded), check=False)
+    found = {m: status for m, status in statuses(scratch).items() if m in recorded}
+    missing = sorted(set(recorded) - set(found))
+    changed = sorted(m for m in found if diff(scratch, m) != recorded[m]) if not missing else []
+    if missing or changed:
+        raise ConfigError(f"{module} changed since the report's run ({(missing or changed)[0]} "
+                          f"{'is no longer made' if missing else 'is another mutant now'}); run it in full")
+    if "not checked" in found.values():
+        raise RuntimeError(f"mutmut left survivors of {module} unchecked; its output ends:\n{output[-3000:]}")
+    return found, {m: recorded[m] for m, status in found.items() if status == "survived"}
+
+
+def merge_retest(previous: dict, found: dict[str, str]) -> dict[str, str]:
+    """A retest's statuses of the report's survivors, with the rest of the report's mutants as its counts say
+    (their ids are not recorded: placeholders keep the counts `summarise` makes)."""
+    merged = dict(found)
+    decided = {"killed": previous["killed"], "timeout": previous["timeout"], **previous.get("other", {})}
+    for status, count in decided.items():
+        merged.update({f"<{status} in the full run #{i}>": status for i in range(count)})
+    return merged
+
+
 def run_module(module: str, target: Target, max_children: int, keep: Path | None,
                retest: bool = False, resume: bool = False) -> tuple[dict, dict]:
     """Run mutmut over `module` in a scratch copy; ({id: status}, {survivor id: diff}). With `retest`, `keep`
@@ -281,7 +319,8 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", default=None, help="run in this folder and leave it (mutmut browse works there)")
     parser.add_argument("--retest", action="store_true",
                         help="with --keep of an earlier run of the module (same code, same settings): run only its "
-                             "mutants that were not killed, against the current tests")
+                             "mutants that were not killed, against the current tests; without --keep: the survivors "
+                             "--out records, made again in a fresh copy")
     parser.add_argument("--resume", action="store_true",
                         help="with --keep of a full run that was stopped (same code, same settings): test only the "
                              "mutants it had not decided; it counts as the full run")
@@ -316,8 +355,8 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
-    if (args.retest or args.resume) and not keep:
-        raise ConfigError("--retest and --resume need --keep FOLDER, the folder of an earlier run of the module")
+    if args.resume and not keep:
+        raise ConfigError("--resume needs --keep FOLDER, the folder of the stopped run of the module")
     if args.retest and args.resume:
         raise ConfigError("--retest and --resume exclude each other: resume a stopped full run first, then retest")
     if keep:
@@ -328,11 +367,22 @@ def main(argv=None) -> None:
             raise ConfigError("--collect needs --keep FOLDER, the folder of a stopped run of the module")
         found = statuses(keep)
         diffs = {m: diff(keep, m) for m, status in found.items() if status == "survived"}
+    elif args.retest and not (keep and (keep / "mutants").is_dir()):
+        if args.module not in report:
+            raise ConfigError(f"--retest needs a run of {args.module}: in --keep FOLDER or recorded in {out}")
+        scratch = keep or Path(tempfile.mkdtemp(prefix="mutation-"))
+        try:
+            found, diffs = retest_from_report(scratch, args.module, target, report[args.module], args.max_children)
+        finally:
+            if keep is None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        found = merge_retest(report[args.module], found)
     else:
         found, diffs = run_module(args.module, target, args.max_children, keep, args.retest, args.resume)
     previous = report.get(args.module)
     report[args.module] = summarise(args.module, target, found, diffs, previous)
     kind = "retest of the mutants the run before left alive" if args.retest else "full"
+    kind += ", made again from the report's survivors" if args.retest and "<killed in the full run #0>" in found else ""
     kind = f"{kind}, stopped before the end (what it had decided)" if args.collect else kind
     run = {"kind": kind + (", resumed after a stop (minutes: of the resumed part)" if args.resume else ""),
            "minutes": round((time.monotonic() - started) / 60, 1), "max_children": args.max_children}

@@ -35,6 +35,29 @@ def test_ablation_table_matches_hand_computed_values(tmp_path):
     assert "| `c3=full` | 0, 1, 2 | 20.00 ± 12.42 | +5.00 ± 12.42 |" in markdown
 
 
+def test_a_delta_pairs_only_seeds_made_by_the_same_code_on_the_same_kind_of_machine(tmp_path):
+    """Issue 30: seed 2 of the swap was made on another kind of machine than the reference's seed 2 (and seed 3 by
+    other code): both count in the swap's mean, neither in its Δ, and the table names them."""
+    from repro.study.comparison import component_deltas
+    here = {"commit": "abc", "cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+    made = {(v, s): here for v in ("paper", "c3=full") for s in range(4)}
+    made[("c3=full", 2)] = {**here, "cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512"}
+    made[("c3=full", 3)] = {**here, "commit": "def"}
+    grid_dir = tmp_path / "grid"
+    write_synthetic_grid(grid_dir, {"paper": [10.0, 20.0, 15.0, 15.0], "c3=full": [15.0, 20.0, 50.0, 0.0]},
+                         made=made)
+    table = ablation_table(grid_dir, "paper").set_index("variant")
+    assert table.loc["c3=full", "seeds"] == [0, 1, 2, 3]
+    assert table.loc["c3=full", "test_mean"] == pytest.approx(21.25)
+    assert table.loc["c3=full", "delta"] == pytest.approx(2.5)  # seeds 0 and 1 only: +5, 0
+    assert table.loc["c3=full", "unpaired"] == [2, 3]
+    assert (table.loc["c3=full", "mcnemar_b"], table.loc["c3=full", "mcnemar_c"]) == (1, 0)
+    assert "(unpaired: seed 2, 3, baseline made by other code or machine)" in table_markdown(table.reset_index(),
+                                                                                              "paper")
+    deltas = component_deltas(grid_dir, GRIDS["one_at_a_time"]).set_index("variant")
+    assert (deltas.loc["c3=full", "delta"], deltas.loc["c3=full", "seeds"]) == (pytest.approx(2.5), 2)
+
+
 def test_a_run_that_collapsed_to_chance_is_listed_not_averaged(tmp_path):
     """A finished run whose training error ends at chance (a dead network: finite loss, constant output) would set
     its variant's mean on its own; like a diverged run it is named in the table and left out of every average."""

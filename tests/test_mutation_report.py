@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.mutation import MODULES, add_equivalent, summarise
+from experiments.mutation import MODULES, add_equivalent, merge_retest, summarise
 from repro.errors import ConfigError
 from repro.study.mutation import mutation_table
 
@@ -25,6 +25,19 @@ def test_a_rerun_keeps_a_reason_only_for_the_same_mutant():
     again = _entry(found, {"m2": "-a\n+b", "m3": "-c\n+e"}, previous=first)  # m3 is another mutant now
     assert [s.get("equivalent") for s in again["survivors"]] == ["why m2 changes nothing", None]
     assert again["equivalent"] == 1 and again["killed_pct_of_the_rest"] == pytest.approx(100 / 3, abs=0.05)
+
+
+def test_a_retest_of_the_reports_survivors_adds_its_kills_to_the_full_runs_counts():
+    """--retest without a kept run reruns only the survivors the report lists: the full run's other mutants keep
+    the statuses its counts give them, and a reason stays with a survivor that still survives."""
+    full = _entry({"m1": "killed", "m2": "killed", "m3": "survived", "m4": "survived", "m5": "survived",
+                   "m6": "timeout"}, {"m3": "-a\n+b", "m4": "-c\n+d", "m5": "-e\n+f"})
+    full["survivors"][2]["equivalent"] = "why m5 changes nothing"
+    again = _entry(merge_retest(full, {"m3": "killed", "m4": "survived", "m5": "survived"}),
+                   {"m4": "-c\n+d", "m5": "-e\n+f"}, previous=full)
+    assert (again["killed"], again["survived"], again["timeout"], again["total"]) == (3, 2, 1, 6)
+    assert [s["id"] for s in again["survivors"]] == ["m4", "m5"]
+    assert again["survivors"][1]["equivalent"] == "why m5 changes nothing" and again["equivalent"] == 1
 
 
 def test_reasons_are_added_by_id_and_the_counts_follow():

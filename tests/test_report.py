@@ -108,9 +108,19 @@ def test_the_programme_status_counts_each_pure_swaps_seeds(tmp_path):
     append_row(grid_dir / RUNS_FILE, {"variant": "paper", "seed": 10, "run_dir": "paper/seed10", "status": "finished"})
     append_row(grid_dir / RUNS_FILE, {"variant": "c3=full", "seed": 11, "run_dir": "c3-full/seed11",
                                       "status": "failed"})  # a failed run is retried, not counted
+    amd = {"commit": "b10f157aaaa", "cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+    append_row(grid_dir / RUNS_FILE, {"variant": "paper", "seed": 12, "run_dir": "paper/seed12", "status": "finished",
+                                      **amd})
+    append_row(grid_dir / RUNS_FILE, {"variant": "c3=full", "seed": 12, "run_dir": "c3-full/seed12",
+                                      "status": "finished", **amd, "cpu": "Intel Xeon", "cpu_capability": "AVX512"})
     status = programme_status(tmp_path)
-    assert "| `one_at_a_time` | `paper` | 3 | 1 |" in status
-    assert "| `one_at_a_time` | `c3=full` | 1 | 0 |" in status  # its diverged seed ran
-    assert "| `ladder` | `+norm=batch` | 0 | 0 |" in status  # no rows yet
+    assert "| `one_at_a_time` | `paper` | 4 | 2 | – |" in status
+    # its diverged seed ran; its seed 12 is not paired: the reference's was made on another kind of machine
+    assert "| `one_at_a_time` | `c3=full` | 2 | 1 | 1 |" in status
+    assert "| `one_at_a_time` | `pooling=max` | 0 | 0 | 0 |" in status
+    assert "| `ladder` | `+norm=batch` | 0 | 0 | 0 |" in status  # no rows yet
     assert "@lr=" not in status  # the variants at their own step sizes stay at 5 seeds
     assert "lenet5 grid ladder --seeds 10 11 12" in status
+    assert "lenet5 grid one_at_a_time --seeds 11 13 14" in status  # seeds 10 and 12 are begun
+    assert ("`one_at_a_time` seed 10 (unknown on None (None)), `one_at_a_time` seed 12 (b10f157 on AMD EPYC (AVX2); "
+            "b10f157 on Intel Xeon (AVX512))") in status

@@ -18,7 +18,14 @@ from .grid import RUNS_FILE, read_rows
 from .stats import holm, mcnemar, mean_ci, paired_delta
 
 COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "detectable", "p_paired",
-           "p_paired_holm", "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes", "not_trained"]
+           "p_paired_holm", "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes",
+           "not_trained", "unpaired"]
+
+# What made a run (repro/provenance.py): a Δ pairs a variant's seed with its baseline's seed only where both were
+# made by the same code on the same kind of machine, because only then is the seed's pair the controlled
+# comparison it claims to be (elsewhere rounding alone moves a run by about 0.1 point). Runs made before runs
+# recorded these fields have None in each and pair with one another.
+MAKING = ("commit", "cpu", "cpu_capability")
 
 # A network that predicts one class for every input errs on ~89% of MNIST's training patterns (~90% of
 # Fashion-MNIST's); one that learns anything at all is far below. A run that ends at or above this training error
@@ -37,6 +44,19 @@ def outcome(row: dict) -> str:
     if row["status"] != "finished":
         return row["status"]
     return "collapsed" if row["final_train_error_pct"] >= COLLAPSED_TRAIN_ERROR_PCT else "trained"
+
+
+def made_alike(first: dict, second: dict) -> bool:
+    """Whether two rows (or summaries' flat fields) were made by the same code on the same kind of machine."""
+    return all(first.get(k) == second.get(k) for k in MAKING)
+
+
+def paired_seeds(baseline: dict[int, dict], variant: dict[int, dict]) -> tuple[list[int], list[int]]:
+    """(the seeds both have and made alike, the variant's seeds whose baseline run was made otherwise); each
+    argument maps seed -> row."""
+    common = sorted(set(baseline) & set(variant))
+    alike = [s for s in common if made_alike(baseline[s], variant[s])]
+    return alike, [s for s in common if s not in alike]
 
 
 def _predictions(grid_dir: Path, row: dict) -> tuple[list, list]:
@@ -79,7 +99,8 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
         entry["baseline"] = None if name == reference else base
         if name != reference:
             ref = by_variant.get(base, {})
-            ref_test = {s: r["final_test_error_pct"] for s, r in ref.items()}
+            alike, entry["unpaired"] = paired_seeds(ref, runs)
+            ref_test = {s: ref[s]["final_test_error_pct"] for s in alike}
             paired = paired_delta(ref_test, test)
             entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"],
                          detectable=paired["detectable"])
@@ -136,6 +157,9 @@ def table_markdown(table: pd.DataFrame, reference: str) -> str:
         delta = "–" if is_ref else plus_minus(r["delta"], r["delta_half"], signed=True)
         if compared and not is_ref:
             delta += f" vs `{r['baseline']}`"
+        unpaired = r["unpaired"] if isinstance(r["unpaired"], list) else []
+        if unpaired and not is_ref:
+            delta += f" (unpaired: seed {', '.join(map(str, unpaired))}, baseline made by other code or machine)"
         p_t = "–" if is_ref else _p_holm(r["p_paired"], r["p_paired_holm"])
         p_m = "–" if is_ref else _p_holm(r["p_mcnemar"], r["p_mcnemar_holm"])
         detectable = "–" if is_ref else _num(r["detectable"])

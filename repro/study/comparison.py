@@ -45,24 +45,30 @@ def component_deltas(grid_dir: Path, grid) -> pd.DataFrame:
     reference for a swap; the rung before on the ladder), as a pure swap and at its own step size (`own_*`: the
     variant at its own against its baseline at its own; NaN until both have runs). A variant whose own step size
     is the protocol's is its own variant at its best."""
-    from .ablation import grid_rows, outcome
+    from .ablation import grid_rows, outcome, paired_seeds
     from .grids import own_step_variant
     from .stats import paired_delta
 
-    errors: dict[str, dict[int, float]] = {}
+    rows: dict[str, dict[int, dict]] = {}
     for r in grid_rows(grid_dir):
         if outcome(r) == "trained":  # as in the tables: a run that failed to train is not averaged
-            errors.setdefault(r["variant"], {})[r["seed"]] = r["final_test_error_pct"]
+            rows.setdefault(r["variant"], {})[r["seed"]] = r
+    errors = {name: {s: r["final_test_error_pct"] for s, r in runs.items()} for name, runs in rows.items()}
+
+    def paired(baseline: str, variant: str) -> dict:  # only seeds made alike (ablation.MAKING)
+        alike = paired_seeds(rows.get(baseline, {}), rows[variant])[0]
+        return paired_delta({s: errors[baseline][s] for s in alike}, errors[variant])
+
     out = []
     for v in grid.variants[1:]:
         if v.own_lr or v.name not in errors:
             continue
         baseline = v.baseline or grid.reference.name
-        pure = paired_delta(errors.get(baseline, {}), errors[v.name])
+        pure = paired(baseline, v.name)
         own_name, own_baseline = own_step_variant(grid, v.name), own_step_variant(grid, baseline)
         own = {"delta": math.nan, "half": math.nan}
         if own_name and own_baseline and own_name in errors and own_baseline in errors:
-            own = paired_delta(errors[own_baseline], errors[own_name])
+            own = paired(own_baseline, own_name)
         out.append({"variant": v.name, "delta": pure["delta"], "half": pure["half"], "own_delta": own["delta"],
                     "own_half": own["half"], "seeds": len(pure["seeds"])})
     return pd.DataFrame(out, columns=["variant", "delta", "half", "own_delta", "own_half", "seeds"])

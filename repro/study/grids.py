@@ -266,7 +266,8 @@ FASHION_SUFFIX = "_fashion_mnist"
 
 # The 20-seed programme (docs/ablation.md): every pure swap of these grids (the variants at their own step size
 # stay at 5 seeds) gets PROGRAMME_TARGET seeds: the committed 0-4 made before runs recorded their code, and
-# PROGRAMME_SEEDS made by one commit, so that each pair of seeds is made by one code on one kind of machine.
+# PROGRAMME_SEEDS made by one commit; a Δ pairs only seeds made by one code on one kind of machine
+# (repro/study/ablation.py, `paired_seeds`).
 PROGRAMME_GRIDS = ("one_at_a_time", "ladder")
 PROGRAMME_SEEDS = tuple(range(10, 25))
 PROGRAMME_TARGET = 20

@@ -21,7 +21,7 @@ from ..components import HEADS
 from ..nondigits import FASHION_KEPT, NONDIGIT_SETS
 from ..rejection import DEFAULT_CONFIDENCE, KEEP_DIGITS_PCT, confidence, nondigit_summary, rejection_summary
 from ..run_folder import RunPaths, read_nondigit_outputs, read_outputs, read_predictions, read_run_config
-from .ablation import grid_rows, outcome, plus_minus
+from .ablation import grid_rows, outcome, paired_seeds, plus_minus
 from .stats import holm, mean_ci, paired_delta
 
 # the metrics of a run, in table order: (key, heading, lower is better)
@@ -59,10 +59,12 @@ def rejection_table(grid_dir: Path, grid) -> pd.DataFrame:
     `p_holm_<metric>`)."""
     rows = [r for r in grid_rows(grid_dir) if outcome(r) == "trained"]
     per_variant: dict[str, dict[int, dict]] = {}
+    made: dict[str, dict[int, dict]] = {}  # the rows, for pairing only runs made alike (ablation.MAKING)
     for row in rows:
         metrics = run_rejection(Path(grid_dir) / row["run_dir"])
         if metrics is not None:
             per_variant.setdefault(row["variant"], {})[row["seed"]] = metrics
+            made.setdefault(row["variant"], {})[row["seed"]] = row
     table = []
     for v in grid.variants:
         runs = per_variant.get(v.name)
@@ -70,7 +72,10 @@ def rejection_table(grid_dir: Path, grid) -> pd.DataFrame:
             continue
         entry = {"variant": v.name, "baseline": v.baseline if v.name != grid.reference.name else None,
                  "seeds": sorted(runs)}
-        base = per_variant.get(v.baseline or grid.reference.name, {}) if v.name != grid.reference.name else {}
+        base_name = v.baseline or grid.reference.name
+        base = per_variant.get(base_name, {}) if v.name != grid.reference.name else {}
+        alike = set(paired_seeds(made.get(base_name, {}), made[v.name])[0])
+        base = {s: m for s, m in base.items() if s in alike}
         for key, _, _ in METRICS:
             values = {s: m[key] for s, m in runs.items() if key in m}
             entry[f"mean_{key}"], entry[f"half_{key}"] = mean_ci(list(values.values())) if values else (math.nan,) * 2

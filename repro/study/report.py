@@ -114,25 +114,47 @@ def best_rung(results: Path, grid_name: str = HEADLINE_GRID) -> dict | None:
 
 def programme_status(results: Path) -> str:
     """How far the 20-seed programme is (repro/study/grids.py): per pure swap of its grids, the seeds finished
-    (trained, collapsed or diverged: a seed that ran counts), the programme's own seeds among them, what is left,
-    and the command that continues it."""
-    from .ablation import grid_rows
+    (trained, collapsed or diverged: a seed that ran counts), the programme's own seeds among them, those paired
+    with its baseline's (made alike: ablation.MAKING), and the commands that continue it: the seeds no variant has
+    begun, and each seed begun but unfinished, on the code and kind of machine that began it."""
+    from .ablation import MAKING, grid_rows, paired_seeds
     from .grids import GRIDS, PROGRAMME_GRIDS, PROGRAMME_SEEDS, PROGRAMME_TARGET
 
-    lines = ["| grid | variant | seeds run (of %d) | of which the programme's (%d-%d) |"
-             % (PROGRAMME_TARGET, PROGRAMME_SEEDS[0], PROGRAMME_SEEDS[-1]), "|---|---|---|---|"]
-    commands = []
+    lines = ["| grid | variant | seeds run (of %d) | of which the programme's (%d-%d) | paired with its baseline |"
+             % (PROGRAMME_TARGET, PROGRAMME_SEEDS[0], PROGRAMME_SEEDS[-1]), "|---|---|---|---|---|"]
+    commands, unfinished = [], []
     for name in PROGRAMME_GRIDS:
+        grid = GRIDS[name]
         rows = grid_rows(Path(results) / "grids" / name) if (Path(results) / "grids" / name).exists() else []
-        pure = [v.name for v in GRIDS[name].variants if not v.own_lr]
-        for variant in pure:
-            seeds = sorted({r["seed"] for r in rows if r["variant"] == variant and r["status"] in ("finished",
-                                                                                                   "diverged")})
+        ran = [r for r in rows if r["status"] in ("finished", "diverged")]
+        pure = [v for v in grid.variants if not v.own_lr]
+        by_variant = {v.name: {r["seed"]: r for r in ran if r["variant"] == v.name} for v in pure}
+        for v in pure:
+            seeds = sorted(by_variant[v.name])
             new = [s for s in seeds if s in PROGRAMME_SEEDS]
-            lines.append(f"| `{name}` | `{variant}` | {len(seeds)} | {len(new)} |")
-        commands.append(f"`lenet5 grid {name} --seeds {' '.join(map(str, PROGRAMME_SEEDS))} --variants "
-                        f"{' '.join(pure)} --workers 1 --threads 1`")
-    return "\n".join(lines) + "\n\nContinue it (finished runs are skipped): " + "; ".join(commands) + "."
+            base = v.baseline or grid.reference.name
+            paired = ("–" if v.name == grid.reference.name
+                      else str(len(paired_seeds(by_variant.get(base, {}), by_variant[v.name])[0])))
+            lines.append(f"| `{name}` | `{v.name}` | {len(seeds)} | {len(new)} | {paired} |")
+        begun = {s: [r for r in ran if r["seed"] == s and r["variant"] in by_variant] for s in PROGRAMME_SEEDS}
+        fresh = [s for s, made in begun.items() if not made]
+        for seed, made in begun.items():
+            if made and len({r["variant"] for r in made}) < len(pure):
+                makings = {tuple(r.get(k) for k in MAKING) for r in made}
+                where = "; ".join(f"{(c or 'unknown')[:7]} on {cpu} ({cap})" for c, cpu, cap in sorted(makings, key=str))
+                unfinished.append(f"`{name}` seed {seed} ({where})")
+        variants = " ".join(v.name for v in pure)
+        if fresh:
+            commands.append(f"`lenet5 grid {name} --seeds {' '.join(map(str, fresh))} --variants {variants} "
+                            f"--workers 1 --threads 1`")
+    text = "\n".join(lines)
+    if commands:
+        text += "\n\nContinue it with the seeds no variant has begun (finished runs are skipped): " + "; ".join(commands) + "."
+    if unfinished:
+        text += ("\n\nBegun, not finished: " + ", ".join(unfinished) + ". A Δ pairs a seed's runs only where the "
+                 "same code on the same kind of machine made them, so each is finished there (its command above "
+                 "with `--seeds` of it).")
+    return text
 
 
 def headline_table(results: Path) -> str:

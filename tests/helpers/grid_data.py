@@ -31,9 +31,10 @@ def declare_test_grids() -> None:
 
 
 def write_synthetic_grid(grid_dir: Path, errors: dict[str, list[float]], n_test=20, passes=3, diverged=(),
-                         collapsed=()) -> None:
+                         collapsed=(), made: dict | None = None) -> None:
     """A runs file, per-run logs and predictions: variant v's seed s gets errors[v][s] % test error (a `collapsed`
-    (variant, seed) ends at chance on the training set, 88.76%, whatever its test error)."""
+    (variant, seed) ends at chance on the training set, 88.76%, whatever its test error; `made[(variant, seed)]`:
+    the row's commit/cpu/cpu_capability fields, else none, as in rows made before runs recorded them)."""
     grid_dir.mkdir(parents=True)
     for variant, per_seed in errors.items():
         for seed, err in enumerate(per_seed):
@@ -52,4 +53,4 @@ def write_synthetic_grid(grid_dir: Path, errors: dict[str, list[float]], n_test=
                                               "final_test_error_pct": err,
                                               "final_train_error_pct": 88.76 if (variant, seed) in collapsed
                                               else err / 2,
-                                              "passes": passes})
+                                              "passes": passes, **(made or {}).get((variant, seed), {})})
