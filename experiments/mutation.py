@@ -93,7 +93,8 @@ MODULES: dict[str, Target] = {
     # the training loop's own tests, its endings, and the runs that take its other paths (distortions, BatchNorm's
     # note, data read from a root)
     "repro/train.py": Target(("tests/test_train.py", "tests/test_phases.py", "tests/test_run_endings.py",
-                              "tests/test_distortions.py", "tests/test_bn_eval.py"), **TORCH),
+                              "tests/test_run_records.py", "tests/test_distortions.py", "tests/test_bn_eval.py"),
+                             **TORCH),
     # the loader's own tests, and the two that read data through it (evaluation, distortions)
     "repro/data.py": Target(("tests/test_data.py", "tests/test_inference.py", "tests/test_distortions.py"), **TORCH),
 }

@@ -146,10 +146,23 @@ def test_saved_per_pattern_run_reproduces_its_summary(mnist_root, tmp_path):
     assert running["loss"] != pytest.approx(result["loss"], rel=1e-6)
 
 
-@pytest.mark.parametrize("bn_eval, noted", [("running", True), ("per_pattern", False)])
-def test_batchnorm_at_batch_one_with_running_statistics_gets_a_note(bn_eval, noted, mnist_root, tmp_path, capsys):
-    train(tiny_bn_config(bn_eval=bn_eval, epochs=1, train_size=16), tmp_path / "run", data_root=mnist_root)
-    assert ("bn_eval=per_pattern evaluates it as it trains" in capsys.readouterr().err) == noted
+NOTE = ("note: BatchNorm at batch_size 1 evaluates with its running statistics here; --set bn_eval=per_pattern "
+        "evaluates it as it trains (paper_notes/normalisation.md)")
+
+
+@pytest.mark.parametrize("settings, progress, noted", [
+    ({}, True, True),
+    ({"bn_eval": "per_pattern"}, True, False),
+    ({"batch_size": 4}, True, False),  # a batch's own statistics train it: nothing to note
+    ({"norm": "none"}, True, False),
+    ({}, False, False),  # a quiet run prints nothing
+], ids=["running", "per_pattern", "batch_4", "no_batchnorm", "quiet"])
+def test_batchnorm_at_batch_one_with_running_statistics_gets_a_note(settings, progress, noted, mnist_root, tmp_path,
+                                                                    capsys):
+    train(tiny_bn_config(epochs=1, train_size=16, **settings), tmp_path / "run", data_root=mnist_root,
+          progress=progress)
+    err = capsys.readouterr().err
+    assert (NOTE + "\n" in err) == noted and ("BatchNorm" in err) == noted
 
 
 def test_bn_eval_screen_measures_both_ways_and_retrains_a_missing_network(tmp_path):

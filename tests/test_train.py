@@ -1,8 +1,6 @@
 """The training loop: outputs, determinism, resume after a kill, divergence, run-folder safety."""
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,13 +9,13 @@ import pytest
 import torch
 
 from conftest import make_mnist
-from helpers.step_hooks import KILLED, lenet5_command
+from helpers.step_hooks import KILLED, hooked, lenet5_command, request_stop
 from repro.config import run_config
 from repro.data import ENV_VAR, load_mnist
 from repro.errors import Interrupted
 from repro.model import build_model
 from repro.run_folder import read_nondigit_outputs
-from repro.train import (DivergedError, RunError, StepHook, hessian_sample, install_step_hook, pass_line,
+from repro.train import (DivergedError, RunError, StepHook, hessian_sample, pass_line,
                          pass_permutation, train, train_seeds, warmup_factor)
 
 TINY = {"epochs": 2, "hessian_samples": 8, "checkpoint_every": 5}
@@ -242,20 +240,6 @@ def test_the_shuffles_and_curvature_samples_are_those_every_committed_run_drew()
     assert hessian_sample(3, 2, 60000, 6, step=500).tolist() == [35721, 40961, 59318, 34906, 3893, 25431]
 
 
-@contextlib.contextmanager
-def _hooked(hook):
-    """Install a step hook for the duration of a with-block (it is process-wide)."""
-    install_step_hook(hook)
-    try:
-        yield
-    finally:
-        install_step_hook(None)
-
-
-def _request_stop(runs):
-    os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would: the handler train_seeds installed records it
-
-
 @pytest.mark.parametrize("stop_at, where", [(7, "pass 1, update 7"), (32, "pass 2, update 0")],
                          ids=["mid_pass", "pass_boundary"])
 def test_a_stopped_run_checkpoints_says_where_and_resumes_bit_for_bit(tiny_mnist, tmp_path, stop_at, where):
@@ -266,14 +250,18 @@ def test_a_stopped_run_checkpoints_says_where_and_resumes_bit_for_bit(tiny_mnist
     config = run_config("paper", {**TINY, "engine": "online"})
     whole = train(config, tmp_path / "whole", data=data, progress=False)
     stopped = tmp_path / "new" / "stopped"  # the run folder's parents are made too
-    with _hooked(StepHook(stop_at, _request_stop)), pytest.raises(Interrupted) as stop:
+    with hooked(StepHook(stop_at, request_stop)), pytest.raises(Interrupted) as stop:
         train(config, stopped, data=data, progress=False)
     assert str(stop.value) == f"SIGTERM: stopped at {where}; checkpoint written to {stopped / 'checkpoint.pt'}"
     checkpoint = torch.load(stopped / "checkpoint.pt", weights_only=False)
     assert (checkpoint["pass"], checkpoint["step"]) == divmod(stop_at, 32)
     assert checkpoint["phases"]["updates"] > 0 and not (stopped / "summary.json").exists()
+    # the engine's own hand-over seconds (packing, gathering: repro/engines.py) are their own phase
+    assert checkpoint["phases"]["handover"] > 0
+    assert checkpoint["loss_sum"].dtype == torch.float64  # a pass's losses add up in double precision
     resumed = train(config, stopped, data=data, resume=True, progress=False)
     assert resumed["status"] == "finished" and resumed["phases_s"]["updates"] >= checkpoint["phases"]["updates"]
+    assert resumed["wall_s"] >= checkpoint["elapsed"] > 0  # the wall time before the stop counts
     a, b = torch.load(tmp_path / "whole" / "model.pt")["model"], torch.load(stopped / "model.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert log_without_wall_time(tmp_path / "whole" / "log.jsonl") == log_without_wall_time(stopped / "log.jsonl")
@@ -292,7 +280,7 @@ def test_a_run_whose_weights_break_at_a_passs_last_update_is_diverged_not_finish
     check: the run ends diverged, with no model.pt, and the runs beside it go on."""
     data = load_mnist("32", tiny_mnist, download=False)
     config = run_config("paper", {**TINY, "epochs": 1, "engine": "online"})
-    with _hooked(StepHook(32, _poison)):
+    with hooked(StepHook(32, _poison)):
         summaries = train_seeds(config, [0, 1], [tmp_path / "s0", tmp_path / "s1"], data=data, progress=False)
     for summary, folder in zip(summaries, ("s0", "s1")):
         assert summary["status"] == "diverged" and "run diverged in pass 1 before step 32" in summary["message"]

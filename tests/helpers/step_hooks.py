@@ -8,8 +8,10 @@ the hook named by its options and then runs `lenet5`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -66,6 +68,24 @@ def install(options: argparse.Namespace) -> None:
         install_step_hook(StepHook(options.fail_at, fail))
     else:
         install_step_hook(None)
+
+
+@contextlib.contextmanager
+def hooked(hook):
+    """Install `hook` in this process for the duration of a with-block (it is process-wide): for tests that train
+    in their own process."""
+    from repro.train import install_step_hook
+
+    install_step_hook(hook)
+    try:
+        yield
+    finally:
+        install_step_hook(None)
+
+
+def request_stop(runs=None) -> None:
+    """Send this process SIGTERM, as `kill` would: the handler train_seeds installed records it."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_abruptly(runs=None) -> None:
