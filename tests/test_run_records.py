@@ -167,3 +167,46 @@ def test_train_seeds_refuses_a_used_folder_and_shows_progress_unless_told(data, 
     assert "pass 1/1" in capsys.readouterr().out
     with pytest.raises(RunError, match="already holds a run"):
         train_seeds(config, [0], [tmp_path / "run"], data=data)
+
+
+def test_the_drive_hands_its_compile_choices_on_and_times_what_its_parts_spend_compiling(data, tmp_path,
+                                                                                      monkeypatch):
+    """engines.compiled_phases decides whether a run's curvature estimate and evaluation compile (only runs too
+    large for a test do); the drive hands that choice to the optimizer's `prepare` and to one evaluator per run,
+    and what each reports spending on compiling goes to the `compile` phase. Spies stand in for the compiled
+    parts here: each call reports one made-up second, and nothing compiles."""
+    from repro import sdlm
+    from repro.evaluation import Evaluator
+
+    monkeypatch.setattr(training, "compiled_phases", lambda *args: {"curvature": True, "evaluation": True})
+    evaluators, estimates = [], []
+
+    class SpyEvaluator(Evaluator):
+        def __init__(self, model, loss, j, compiled=False):
+            super().__init__(model, loss, j, compiled=False)
+            self.asked, self.fake_compile_s = compiled, 0.0
+            evaluators.append(self)
+
+        @property
+        def compile_s(self):
+            return self.fake_compile_s
+
+        def __call__(self, x, y):
+            self.fake_compile_s += 1.0
+            return super().__call__(x, y)
+
+    real_prepare = sdlm.SDLM.prepare
+
+    def spy_prepare(self, model, x, y, loss, compiled=False):
+        estimates.append(compiled)
+        self.fake_compile_s = getattr(self, "fake_compile_s", 0.0) + 1.0
+        return real_prepare(self, model, x, y, loss, compiled=False)
+
+    monkeypatch.setattr(training, "Evaluator", SpyEvaluator)
+    monkeypatch.setattr(sdlm.SDLM, "prepare", spy_prepare)
+    monkeypatch.setattr(sdlm.SDLM, "compile_s", property(lambda self: getattr(self, "fake_compile_s", 0.0)))
+    summary = train(run_config("paper", TINY), tmp_path / "run", data=data, progress=False)
+    assert [e.asked for e in evaluators] == [True] and estimates == [True, True]  # one estimate before each pass
+    # 2 passes: 2 estimates and 4 evaluations (training and test sets), a second each; the online engine compiles
+    # nothing
+    assert summary["phases_s"]["compile"] == 6.0
