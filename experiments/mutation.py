@@ -44,6 +44,7 @@ with training; a retest of the survivors minutes); the other entries of MODULES 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -227,23 +228,27 @@ def retest_names(scratch: Path, module: str, target: Target) -> list[str]:
 
 
 def retest_from_report(scratch: Path, module: str, target: Target, previous: dict,
-                       max_children: int) -> tuple[dict, dict]:
-    """--retest without a kept run: the survivors the report records for `module`, made again in a fresh copy (the
-    module unchanged: each mutant's diff must be the one recorded) and run against the working tree's tests.
-    ({id: status} of those survivors, {survivor id: diff})."""
+                       max_children: int, only: list[str] | None = None) -> tuple[dict, dict]:
+    """--retest without a kept run: the survivors the report records for `module` (those matching a pattern of
+    `only`, if given; the others stay survivors as recorded), made again in a fresh copy (the module unchanged:
+    each mutant's diff must be the one recorded) and run against the working tree's tests.
+    ({id: status} of the report's survivors, {survivor id: diff})."""
     recorded = {s["id"]: s["diff"] for s in previous.get("survivors", [])}
-    if not recorded:
-        raise ConfigError(f"the report records no survivors of {module} to retest")
+    chosen = sorted(m for m in recorded if not only or any(fnmatch.fnmatchcase(m, p) for p in only))
+    if not chosen:
+        raise ConfigError(f"the report records no survivors of {module}"
+                          f"{' matching ' + ' '.join(only) if only else ''} to retest")
     scratch_copy(scratch, module, target)
-    output = mutmut(scratch, "run", "--max-children", str(max_children), *sorted(recorded), check=False)
-    found = {m: status for m, status in statuses(scratch).items() if m in recorded}
-    missing = sorted(set(recorded) - set(found))
+    output = mutmut(scratch, "run", "--max-children", str(max_children), *chosen, check=False)
+    found = {m: status for m, status in statuses(scratch).items() if m in chosen}
+    missing = sorted(set(chosen) - set(found))
     changed = sorted(m for m in found if diff(scratch, m) != recorded[m]) if not missing else []
     if missing or changed:
         raise ConfigError(f"{module} changed since the report's run ({(missing or changed)[0]} "
                           f"{'is no longer made' if missing else 'is another mutant now'}); run it in full")
     if "not checked" in found.values():
         raise RuntimeError(f"mutmut left survivors of {module} unchecked; its output ends:\n{output[-3000:]}")
+    found.update({m: "survived" for m in recorded if m not in found})  # not retested: as the report has them
     return found, {m: recorded[m] for m, status in found.items() if status == "survived"}
 
 
@@ -322,6 +327,9 @@ def main(argv=None) -> None:
                         help="with --keep of an earlier run of the module (same code, same settings): run only its "
                              "mutants that were not killed, against the current tests; without --keep: the survivors "
                              "--out records, made again in a fresh copy")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+                        help="with --retest without --keep: only the recorded survivors whose id matches a pattern "
+                             "(fnmatch, e.g. 'repro.train.x__drive__mutmut_*')")
     parser.add_argument("--resume", action="store_true",
                         help="with --keep of a full run that was stopped (same code, same settings): test only the "
                              "mutants it had not decided; it counts as the full run")
@@ -356,6 +364,8 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
+    if args.only and not (args.retest and not keep):
+        raise ConfigError("--only selects among the survivors the report records: use it with --retest and no --keep")
     if args.resume and not keep:
         raise ConfigError("--resume needs --keep FOLDER, the folder of the stopped run of the module")
     if args.retest and args.resume:
@@ -373,7 +383,8 @@ def main(argv=None) -> None:
             raise ConfigError(f"--retest needs a run of {args.module}: in --keep FOLDER or recorded in {out}")
         scratch = keep or Path(tempfile.mkdtemp(prefix="mutation-"))
         try:
-            found, diffs = retest_from_report(scratch, args.module, target, report[args.module], args.max_children)
+            found, diffs = retest_from_report(scratch, args.module, target, report[args.module], args.max_children,
+                                              args.only)
         finally:
             if keep is None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -384,6 +395,7 @@ def main(argv=None) -> None:
     report[args.module] = summarise(args.module, target, found, diffs, previous)
     kind = "retest of the mutants the run before left alive" if args.retest else "full"
     kind += ", made again from the report's survivors" if args.retest and "<killed in the full run #0>" in found else ""
+    kind += f" matching {' '.join(args.only)}" if args.only else ""
     kind = f"{kind}, stopped before the end (what it had decided)" if args.collect else kind
     run = {"kind": kind + (", resumed after a stop (minutes: of the resumed part)" if args.resume else ""),
            "minutes": round((time.monotonic() - started) / 60, 1), "max_children": args.max_children}
