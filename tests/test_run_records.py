@@ -1,5 +1,6 @@
 """What a run records and says beyond its numbers (repro/train.py): the summary's fields and format, the progress
 bar, the reason an unreadable checkpoint gives, and where SDLM's curvature is estimated."""
+import dataclasses
 import json
 import re
 
@@ -210,3 +211,36 @@ def test_the_drive_hands_its_compile_choices_on_and_times_what_its_parts_spend_c
     # 2 passes: 2 estimates and 4 evaluations (training and test sets), a second each; the online engine compiles
     # nothing
     assert summary["phases_s"]["compile"] == 6.0
+
+
+def test_a_stop_that_arrives_with_the_last_update_lets_the_run_finish(data, tmp_path):
+    """Nothing is left to stop after the last pass: the run evaluates, saves and ends finished."""
+    with hooked(StepHook(64, request_stop)):
+        summary = train(run_config("paper", TINY), tmp_path / "run", data=data, progress=False)
+    assert summary["status"] == "finished" and (tmp_path / "run" / "model.pt").exists()
+
+
+def test_the_loss_is_checked_every_1000_updates_and_a_stop_looked_for_every_1000_patterns(tmp_path):
+    """1,100 patterns a pass. Weights broken at update 7 are found at the next check, update 1,000 (no checkpoint
+    or h re-estimate ends a stretch before); at batch 3 a stretch is 333 updates (1,000 patterns), whole ones."""
+    from helpers.step_hooks import poison
+
+    data = load_mnist("32", make_mnist(tmp_path / "data", 1100, 16), download=False)
+    plain = {"epochs": 1, "hessian_samples": 8, "hessian_every": 0, "checkpoint_every": 10000, "engine": "online"}
+    with hooked(StepHook(7, poison)):
+        broken = train_seeds(run_config("paper", plain), [0], [tmp_path / "broken"], data=data, progress=False)[0]
+    assert broken["status"] == "diverged" and "run diverged in pass 1 before step 1000:" in broken["message"]
+    summary = train(run_config("paper", {**plain, "batch_size": 3, "lr": 0.00001}), tmp_path / "batch3", data=data,
+                    progress=False)  # 367 updates, in stretches of 333 (1,000 // 3) and 34
+    assert summary["status"] == "finished"
+
+
+def test_distortions_need_the_training_images_as_read_and_a_plain_run_does_not(data, tmp_path):
+    bare = dataclasses.replace(data, train_raw=None)  # tensors made by hand, not by load_mnist
+    config = run_config("paper", {**TINY, "epochs": 1})
+    assert train(config, tmp_path / "plain", data=bare, progress=False)["status"] == "finished"
+    with pytest.raises(RunError) as error:
+        train(run_config("paper", {**TINY, "epochs": 1, "distortions": "affine"}), tmp_path / "distorted", data=bare,
+              progress=False)
+    assert str(error.value) == ("distortions need the training images as read; load the data with "
+                                "repro.data.load_mnist")
