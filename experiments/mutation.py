@@ -328,7 +328,7 @@ def main(argv=None) -> None:
                              "mutants that were not killed, against the current tests; without --keep: the survivors "
                              "--out records, made again in a fresh copy")
     parser.add_argument("--only", nargs="+", metavar="PATTERN",
-                        help="with --retest without --keep: only the recorded survivors whose id matches a pattern "
+                        help="with --retest in a fresh copy: only the recorded survivors whose id matches a pattern "
                              "(fnmatch, e.g. 'repro.train.x__drive__mutmut_*')")
     parser.add_argument("--resume", action="store_true",
                         help="with --keep of a full run that was stopped (same code, same settings): test only the "
@@ -364,8 +364,9 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
-    if args.only and not (args.retest and not keep):
-        raise ConfigError("--only selects among the survivors the report records: use it with --retest and no --keep")
+    if args.only and not (args.retest and not (keep and (keep / "mutants").is_dir())):
+        raise ConfigError("--only selects among the survivors the report records: use it with --retest, without a "
+                          "--keep folder of an earlier run")
     if args.resume and not keep:
         raise ConfigError("--resume needs --keep FOLDER, the folder of the stopped run of the module")
     if args.retest and args.resume:

@@ -142,10 +142,14 @@ def test_run_folder_is_not_reused_by_accident(tiny_mnist, tmp_path):
     with pytest.raises(RunError, match=r"holds a run of another config .*'seed': \(0, 3\)"):
         train(run_config("paper", {**TINY, "seed": 3}), tmp_path / "run", data_root=tiny_mnist, resume=True,
               progress=False)
-    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("summary.json", "model.pt")}
+    def written():  # the files' contents and when they were last written (a rewrite of equal bytes shows too)
+        return {name: ((tmp_path / "run" / name).read_bytes(), (tmp_path / "run" / name).stat().st_mtime_ns)
+                for name in ("summary.json", "model.pt", "config.json", "log.jsonl")}
+
+    before = written()
     again = train(config, tmp_path / "run", data_root=tiny_mnist, resume=True, progress=False)
     assert again["status"] == "finished"  # a finished run is returned as it is, not trained or written again
-    assert before == {name: (tmp_path / "run" / name).read_bytes() for name in before}
+    assert written() == before
 
 
 def test_an_unwritable_run_folder_is_one_clear_error(tiny_mnist, tmp_path):
