@@ -216,7 +216,10 @@ def test_the_drive_hands_its_compile_choices_on_and_times_what_its_parts_spend_c
 def test_a_stop_that_arrives_with_the_last_update_lets_the_run_finish(data, tmp_path):
     """Nothing is left to stop after the last pass: the run evaluates, saves and ends finished."""
     with hooked(StepHook(64, request_stop)):
-        summary = train(run_config("paper", TINY), tmp_path / "run", data=data, progress=False)
+        try:
+            summary = train(run_config("paper", TINY), tmp_path / "run", data=data, progress=False)
+        except Interrupted as stop:  # a KeyboardInterrupt, which would end pytest's session rather than fail here
+            pytest.fail(f"a run stopped after its last update: {stop}")
     assert summary["status"] == "finished" and (tmp_path / "run" / "model.pt").exists()
 
 
