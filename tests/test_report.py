@@ -120,6 +120,7 @@ def test_the_programme_status_counts_each_pure_swaps_seeds(tmp_path):
     assert "| `one_at_a_time` | `pooling=max` | 0 | 0 | 0 |" in status
     assert "| `ladder` | `+norm=batch` | 0 | 0 | 0 |" in status  # no rows yet
     assert "@lr=" not in status  # the variants at their own step sizes stay at 5 seeds
+    assert "under results/ take 0.0 MB in 0 files" in status  # no run here kept outputs
     assert "lenet5 grid ladder --seeds 10 11 12" in status
     assert "lenet5 grid one_at_a_time --seeds 11 13 14" in status  # seeds 10 and 12 are begun
     assert ("`one_at_a_time` seed 10 (unknown on None (None)), `one_at_a_time` seed 12 (b10f157 on AMD EPYC (AVX2); "

@@ -147,7 +147,10 @@ def programme_status(results: Path) -> str:
         if fresh:
             commands.append(f"`lenet5 grid {name} --seeds {' '.join(map(str, fresh))} --variants {variants} "
                             f"--workers 1 --threads 1`")
-    text = "\n".join(lines)
+    # of the runs that ended (a summary.json beside): what a clean clone holds, whatever is training here
+    kept = sorted(p for p in Path(results).rglob("*.npz") if (p.parent / "summary.json").exists())
+    text = "\n".join(lines) + (f"\n\nThe runs' kept outputs (test_outputs.npz, nondigit_outputs.npz) under results/ take "
+                               f"{sum(p.stat().st_size for p in kept) / 1e6:.1f} MB in {len(kept)} files.")
     if commands:
         text += "\n\nContinue it with the seeds no variant has begun (finished runs are skipped): " + "; ".join(commands) + "."
     if unfinished:
