@@ -364,7 +364,9 @@ def main(argv=None) -> None:
         target = Target(tuple(args.tests), target.timeout_multiplier, target.timeout_constant,
                         target.process_isolation, target.also_copy)
     keep = Path(args.keep).resolve() if args.keep else None
-    if args.only and not (args.retest and not (keep and (keep / "mutants").is_dir())):
+    # --retest without the folder of an earlier run: the report's survivors, made again in a fresh copy
+    from_report = args.retest and not (keep and (keep / "mutants").is_dir())
+    if args.only and not from_report:
         raise ConfigError("--only selects among the survivors the report records: use it with --retest, without a "
                           "--keep folder of an earlier run")
     if args.resume and not keep:
@@ -379,7 +381,7 @@ def main(argv=None) -> None:
             raise ConfigError("--collect needs --keep FOLDER, the folder of a stopped run of the module")
         found = statuses(keep)
         diffs = {m: diff(keep, m) for m, status in found.items() if status == "survived"}
-    elif args.retest and not (keep and (keep / "mutants").is_dir()):
+    elif from_report:
         if args.module not in report:
             raise ConfigError(f"--retest needs a run of {args.module}: in --keep FOLDER or recorded in {out}")
         scratch = keep or Path(tempfile.mkdtemp(prefix="mutation-"))
@@ -395,7 +397,7 @@ def main(argv=None) -> None:
     previous = report.get(args.module)
     report[args.module] = summarise(args.module, target, found, diffs, previous)
     kind = "retest of the mutants the run before left alive" if args.retest else "full"
-    kind += ", made again from the report's survivors" if args.retest and "<killed in the full run #0>" in found else ""
+    kind += ", made again from the report's survivors" if from_report else ""
     kind += f" matching {' '.join(args.only)}" if args.only else ""
     kind = f"{kind}, stopped before the end (what it had decided)" if args.collect else kind
     run = {"kind": kind + (", resumed after a stop (minutes: of the resumed part)" if args.resume else ""),
