@@ -25,10 +25,13 @@ from repro.data import load_mnist
 from repro.errors import run_script
 from repro.model import build_model
 from repro.provenance import code_commit, machine
+from repro.kernels.c1s2 import PROFILE_NAME
+from repro.layers import network_layers
 from repro.sdlm import CurvatureEstimator
 
 OUT = Path("results/profile_curvature_threads1.txt")
 GROUPS = (  # (group, what a profiler record's name starts with), first match wins
+    ("the C1-S2 kernel (repro/kernels/c1s2.c)", (PROFILE_NAME,)),
     ("oneDNN forward convolutions", ("aten::mkldnn_convolution",)),
     ("convolution backward (C3's weight and input h)", ("aten::convolution_backward",)),
     ("inductor's fused elementwise kernels", ("graph_",)),
@@ -83,6 +86,17 @@ def convolutions(n: int, calls: int) -> list[tuple[str, float, float]]:
     return [(name, ms, macs / ms / 1e6) for name, fn, macs in cases for ms in [per_call_ms(fn, calls)]]
 
 
+def kernel_parts(block, x: torch.Tensor, calls: int) -> list[tuple[str, float, float]]:
+    """The C1-S2 kernel's two calls alone, with C1's multiply-adds (each call makes one convolution's worth)."""
+    padded, y1, y2 = block.forward(x)
+    h_y2 = torch.rand_like(y2)
+    macs = x.shape[0] * 6 * 28 * 28 * 25
+    cases = [("C1-S2 kernel: forward (C1, S2, both squashings)", lambda: block.forward(x)),
+             ("C1-S2 kernel: App. C back to C1 (C1 weight h and the rest)",
+              lambda: block.curvature(padded, y1, y2, h_y2))]
+    return [(name, ms, macs / ms / 1e6) for name, fn in cases for ms in [per_call_ms(fn, calls)]]
+
+
 def report(data_root, calls: int) -> str:
     torch.set_num_threads(1)
     config = run_config("paper")
@@ -94,15 +108,22 @@ def report(data_root, calls: int) -> str:
     x, y = data.train_x[:n], data.train_y[:n]
     whole = per_call_ms(lambda: estimator(x, y), calls)
     groups, total = profile_groups(lambda: estimator(x, y), calls)
+    torch_only = CurvatureEstimator(model, config.loss, compiled=True)
+    torch_only.layers = network_layers(model)  # traced here, so that no C1-S2 block is matched: torch's kernels
+    without = per_call_ms(lambda: torch_only(x, y), calls)
     made_by = machine()
     lines = [f"threads 1, torch {torch.__version__}, {made_by['cpu']} ({made_by['cpu_capability']}), commit "
              f"{(code_commit()['commit'] or 'unknown')[:7]}, paper preset, {n} patterns per estimate, "
              f"{calls} estimates",
-             "", f"compiled estimate: {whole:.1f} ms ({n / whole * 1000:,.0f} patterns/s)", "",
+             "", f"compiled estimate: {whole:.1f} ms ({n / whole * 1000:,.0f} patterns/s)"
+             + ("" if estimator.block else "  (no C1-S2 kernel on this machine: repro/kernels/__init__.py)"),
+             f"the same without the C1-S2 kernel: {without:.1f} ms ({n / without * 1000:,.0f} patterns/s)", "",
              f"{'profiled, per estimate':52s} {'ms':>6s} {'share':>6s}"]
     lines += [f"{name:52s} {ms:6.1f} {ms / total:6.1%}" for name, ms in groups.items()]
     lines += ["", f"{'each convolution alone, eager':52s} {'ms':>6s} {'GMAC/s':>6s}"]
     lines += [f"{name:52s} {ms:6.1f} {rate:6.1f}" for name, ms, rate in convolutions(n, calls)]
+    if estimator.block:
+        lines += [f"{name:52s} {ms:6.1f} {rate:6.1f}" for name, ms, rate in kernel_parts(estimator.block, x, calls)]
     return "\n".join(lines) + "\n"
 
 

@@ -172,15 +172,22 @@ def whole_run(data_root, engine: str, step_samples_per_s: float, whole: dict | N
 
 
 def curvature_rows(data, compiled: bool, seconds: float) -> list[dict]:
-    """SDLM's h on 500 patterns: the definition (hooks, eager) and the estimator training uses."""
+    """SDLM's h on 500 patterns: the definition (hooks, eager) and the estimator training uses; where that one
+    computes C1-S2 in C (repro/kernels/c1s2.py), also the same estimator without the kernel ("no kernel")."""
     config = run_config("paper")
     torch.manual_seed(0)
     model = build_model(config)
     x, y = data.train_x[:config.train.hessian_samples], data.train_y[:config.train.hessian_samples]
     estimator = CurvatureEstimator(model, config.loss, compiled=compiled)
+    estimator(x, y)
+    cases = [("reference", lambda: gauss_newton_diagonal(model, x, y, config.loss)),
+             ("compiled" if compiled else "online", lambda: estimator(x, y))]
+    if estimator.block is not None:
+        torch_only = CurvatureEstimator(model, config.loss, compiled=compiled)
+        torch_only.layers = estimator.layers  # already traced: no block is matched
+        cases.append(("no kernel", lambda: torch_only(x, y)))
     rows = []
-    for engine, fn in (("reference", lambda: gauss_newton_diagonal(model, x, y, config.loss)),
-                       ("compiled" if compiled else "online", lambda: estimator(x, y))):
+    for engine, fn in cases:
         rate = _repeat(fn, seconds) * len(x)
         rows.append({"measure": "curvature", "variant": "paper", "engine": engine, "batch_size": len(x), "seeds": 1,
                      "samples_per_s": rate, "s_per_estimate": len(x) / rate})

@@ -22,6 +22,7 @@ from torch import nn
 
 from .components import Component, TableConv2d, using_running_statistics
 from .components.base import trace_leaves
+from .kernels.c1s2 import C1S2Block
 from .layers import network_layers
 from .phases import CompileTimer
 
@@ -62,6 +63,7 @@ class CurvatureEstimator:
     def __init__(self, model: nn.Module, loss: str, compiled: bool = False):
         self.model, self.loss, self.compiled = model, loss, compiled
         self.layers = None  # traced at the first call, on its first pattern (any model of Components will do)
+        self.block = None  # in a compiled run, C1-S2 in C where the kernel covers it (repro/kernels/c1s2.py)
         self.params = [p for p in model.parameters() if p.requires_grad]
         # dynamic=False: every call of a run has the same shapes (hessian_samples patterns)
         self._walk = CompileTimer(torch.compile(self.walk, dynamic=False) if compiled else self.walk, compiled)
@@ -74,20 +76,38 @@ class CurvatureEstimator:
     def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
         if self.layers is None:
             self.layers = network_layers(self.model, "SDLM's curvature estimate (App. C)", example=x[:1])
+            if self.compiled:
+                self.block = C1S2Block.match(self.layers)
         was_training = self.model.training
         self.model.eval()  # BatchNorm with its running statistics, as gauss_newton_diagonal
         try:
             with using_running_statistics(self.model):
-                values = self._walk(x, targets)
+                if self.block is None:
+                    values, _ = self._walk(x, targets)
+                else:
+                    values = self._walk_after_block(x, targets)
         finally:
             self.model.train(was_training)
         return dict(zip(self.params, values))
 
-    def walk(self, x: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
-        """App. C on explicit tensors: the forward pass layer by layer, keeping each layer's input and output,
-        then the curvature back from the loss; h per parameter in `self.params`' order."""
+    def _walk_after_block(self, x: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+        """C1-S2 forward in C, the rest of the walk compiled, then C1-S2's h in C from S2's output curvature."""
+        block = self.block
+        x, y1, y2 = block.forward(x)
+        values, h_y2 = self._walk(y2, targets, block.LAYERS)
+        for p, h_p in zip(block.params, block.curvature(x, y1, y2, h_y2)):
+            i = next(i for i, q in enumerate(self.params) if q is p)
+            values[i] = values[i] + h_p / x.shape[0]
+        return values
+
+    def walk(self, x: torch.Tensor, targets: torch.Tensor,
+             first: int = 0) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """App. C on explicit tensors, from layer `first` on: the forward pass layer by layer, keeping each
+        layer's input and output, then the curvature back from the loss. Returns h per parameter in
+        `self.params`' order (zero for the layers before `first`) and, when `first` > 0, d2E/dx^2 at layer
+        `first`'s input."""
         n, h, records = x.shape[0], x, []
-        for layer in self.layers:
+        for layer in self.layers[first:]:
             inp = h.reshape(n, *layer.in_shape)
             h = layer.module(inp)
             records.append((layer.module, inp, h))
@@ -96,8 +116,8 @@ class CurvatureEstimator:
         g = head.loss_curvature(self.loss, head_in, head_out, targets, hessian)
         for i in range(len(records) - 2, -1, -1):
             module, inp, out = records[i]
-            g = module.curvature(inp, out, g.reshape(out.shape), hessian, need_input=i > 0)
-        return [hessian[p] / n for p in self.params]
+            g = module.curvature(inp, out, g.reshape(out.shape), hessian, need_input=i > 0 or first > 0)
+        return [hessian[p] / n for p in self.params], (g.reshape(x.shape) if first else None)
 
 
 class SDLM(torch.optim.Optimizer):

@@ -86,17 +86,21 @@ def test_git_less_installs_say_the_commit_is_unknown(monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_compiled_evaluation_is_the_eager_one():
-    """One compiled shape: the last, short batch is padded and its padding dropped. (The modern preset's forward
-    pass compiles in tests/test_curvature.py's second sweep.)"""
-    config = run_config("paper")
+@pytest.mark.parametrize("overrides,kernel", [({}, True), ({"pooling": "max"}, False)], ids=["c1s2_kernel", "torch"])
+def test_the_compiled_evaluation_is_the_eager_one(overrides, kernel):
+    """One compiled shape: the last, short batch is padded and its padding dropped; C1-S2 in C where the kernel
+    covers the network (repro/kernels/c1s2.py), else all of it compiled."""
+    config = run_config("paper", overrides)
     torch.manual_seed(0)
     model = build_model(config)
     size = model.input_size
     x = torch.rand(150, 1, size, size) * 1.275 - 0.1
     y = torch.arange(150) % 10
     eager = evaluate(model, x, y, config.loss, config.train.map_j)
-    compiled = Evaluator(model, config.loss, config.train.map_j, compiled=True, batch=64)(x, y)
+    evaluator = Evaluator(model, config.loss, config.train.map_j, compiled=True, batch=64)
+    assert (evaluator.block is not None) == kernel
+    compiled = evaluator(x, y)
+    assert evaluator.compile_s > 0
     torch.testing.assert_close(compiled["outputs"], eager["outputs"], rtol=1e-4, atol=1e-4)
     assert torch.equal(compiled["predictions"], eager["predictions"])
     assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)

@@ -1,0 +1,155 @@
+"""The C kernel for C1-S2's curvature (repro/kernels/c1s2.c) against the definition (`gauss_newton_diagonal`),
+for every switch value, generated from the registries: a value the kernel covers must give the same h, and a
+value it does not cover must be one listed here (its networks keep the torch code), so that a new switch value
+is either checked against the definition or declared outside the kernel. Then its build: cached, and a missing
+compiler or LENET5_NATIVE_KERNELS=0 leaves the torch code in place with a warning.
+"""
+import ctypes
+
+import pytest
+import torch
+
+import repro.kernels as kernels
+from repro.config import HEAD_LOSSES, run_config
+from repro.kernels.c1s2 import C1S2Block
+from repro.layers import network_layers
+from repro.model import LeNet5
+from repro.sdlm import CurvatureEstimator, gauss_newton_diagonal
+
+from test_components import built_with, patterns, switch_values
+
+# the switch values whose C1-S2 block the kernel does not compute (their estimate stays in torch)
+NOT_COVERED = {("pooling", "max"), ("pooling", "avg"), ("norm", "batch")}
+
+
+def _with_kernel(model, loss: str, x) -> CurvatureEstimator:
+    """An eager estimator whose C1-S2 block is the kernel (compiled runs use it the same way, compiled)."""
+    estimator = CurvatureEstimator(model, loss)
+    estimator.layers = network_layers(model, example=x[:1])
+    estimator.block = C1S2Block.match(estimator.layers)
+    return estimator
+
+
+@pytest.mark.parametrize("switch,value", switch_values())
+def test_the_kernel_gives_the_definitions_h_for_every_switch_value_it_covers(switch, value):
+    model, config = built_with(switch, value)
+    with torch.no_grad():  # weights away from their init, so that every unit's slope and sign vary
+        for p in model.parameters():
+            p.mul_(1.5)
+    x, y = patterns(model, 40)
+    estimator = _with_kernel(model, config.loss, x)
+    covered = estimator.block is not None
+    assert covered == ((switch, value) not in NOT_COVERED), (
+        f"{switch}={value}: the C1-S2 kernel {'covers' if covered else 'does not cover'} it; update NOT_COVERED")
+    if not covered:
+        return
+    for loss in HEAD_LOSSES[config.model.head]:
+        estimator.loss = loss
+        estimate, definition = estimator(x, y), gauss_newton_diagonal(model, x, y, loss)
+        names = {p: n for n, p in model.named_parameters()}
+        for p in estimator.block.params:  # float rounding only: another tanh formula, other summation orders
+            torch.testing.assert_close(estimate[p], definition[p], rtol=2e-5, atol=1e-9,
+                                       msg=lambda m: f"{names[p]} under {loss}: {m}")
+        for p in set(definition) - set(estimator.block.params):
+            torch.testing.assert_close(estimate[p], definition[p], rtol=2e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["scaled_tanh", "relu"])
+def test_the_kernels_forward_pass_is_the_models(activation):
+    model = LeNet5(run_config("paper", {"activation": activation}).model)
+    x, _ = patterns(model, 7)
+    x[0] = 0.0  # ReLU's derivative at exactly 0 and tanh at 0
+    x[1] *= 40.0  # saturated units: the exp's clamp
+    block = C1S2Block.match(network_layers(model))
+    padded, y1, y2 = block.forward(x)
+    with torch.no_grad():  # summation order: the saturated pattern's sums reach ~100
+        torch.testing.assert_close(block.c1_output(y1, len(x)), model.c1(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(y2, model.s2(model.c1(x)), rtol=1e-5, atol=1e-5)
+    assert padded.shape == x.shape
+
+
+def test_a_28_pixel_input_is_padded_as_c1_pads_it():
+    model = LeNet5(run_config("paper", {"input": "28"}).model)
+    x, _ = patterns(model, 3)
+    block = C1S2Block.match(network_layers(model))
+    padded, y1, _ = block.forward(x)
+    assert padded.shape[-1] == 32 and torch.equal(padded[..., 2:30, 2:30], x) and padded[..., :2, :].abs().sum() == 0
+    with torch.no_grad():
+        torch.testing.assert_close(block.c1_output(y1, len(x)), model.c1(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_double_precision_model_keeps_the_torch_code():
+    model = LeNet5(run_config("paper").model).double()
+    assert C1S2Block.match(network_layers(model)) is None
+
+
+@pytest.fixture
+def fresh_kernels(tmp_path, monkeypatch):
+    """An empty kernel cache and no library loaded yet in this process."""
+    monkeypatch.setenv("LENET5_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setattr(kernels, "_loaded", {})
+    return tmp_path / "kernels"
+
+
+def test_the_library_is_built_once_and_cached(fresh_kernels, monkeypatch):
+    library = kernels.load("c1s2")
+    assert isinstance(library, ctypes.CDLL)
+    built = list(fresh_kernels.glob("c1s2-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(kernels, "_loaded", {})  # another process: finds the cached library, builds nothing
+    assert kernels.load("c1s2") is not None
+    assert [p.stat().st_mtime_ns for p in fresh_kernels.glob("c1s2-*.so")] == [stamp]
+
+
+def test_no_compiler_means_the_torch_code_and_one_warning(fresh_kernels, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler")
+    with pytest.warns(RuntimeWarning, match=r"c1s2\.c is not available \(no C compiler \(no-such-compiler\).*"
+                                            r"using torch's kernels"):
+        assert kernels.load("c1s2") is None
+    model = LeNet5(run_config("paper").model)
+    assert C1S2Block.match(network_layers(model)) is None  # cached as unavailable: no second warning
+    assert not fresh_kernels.exists() or not list(fresh_kernels.iterdir())
+
+
+def test_a_compiler_error_is_named_in_the_warning(fresh_kernels, monkeypatch, tmp_path):
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'c1s2.c:1: error: something broke' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    with pytest.warns(RuntimeWarning, match="c1s2.c:1: error: something broke"):
+        assert kernels.load("c1s2") is None
+
+
+def test_lenet5_native_kernels_0_turns_the_kernel_off(fresh_kernels, monkeypatch):
+    monkeypatch.setenv("LENET5_NATIVE_KERNELS", "0")
+    model = LeNet5(run_config("paper").model)
+    x, y = patterns(model, 5)
+    estimator = CurvatureEstimator(model, "map", compiled=True)
+    assert C1S2Block.match(network_layers(model)) is None and not fresh_kernels.exists()
+    assert estimator.block is None
+
+
+def test_the_build_flags_follow_the_instruction_set_torch_dispatches_to(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert kernels.build_flags()[-3:] == ["-mavx2", "-mfma", "-DLANES=8"]
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    assert kernels.build_flags() == kernels.BASE_FLAGS + ["-DLANES=4"]
+
+
+@pytest.mark.parametrize("capability,lanes", [("AVX2", 8), ("DEFAULT", 4)])
+def test_every_instruction_set_build_gives_the_same_h(capability, lanes, fresh_kernels, monkeypatch):
+    """The builds for other instruction sets (other group sizes) on this machine, where it runs them."""
+    import repro.kernels.c1s2 as c1s2
+    model = LeNet5(run_config("paper").model)
+    x, y = patterns(model, 21)  # one whole group and part of another
+    expected = gauss_newton_diagonal(model, x, y, "map")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    if capability == "AVX2" and "avx2" not in open("/proc/cpuinfo").read():
+        pytest.skip("this machine has no AVX2")
+    estimator = _with_kernel(model, "map", x)
+    assert estimator.block.library.c1s2_lanes() == lanes
+    estimate = estimator(x, y)
+    for p in estimator.block.params:
+        torch.testing.assert_close(estimate[p], expected[p], rtol=2e-5, atol=1e-9)
+    assert c1s2.C1S2Block.c1_output(estimator.block.forward(x)[1], len(x)).shape == (21, 6, 28, 28)
