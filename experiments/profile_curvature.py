@@ -92,7 +92,7 @@ def kernel_parts(block, x: torch.Tensor, calls: int) -> list[tuple[str, float, f
     h_y2 = torch.rand_like(y2)
     macs = x.shape[0] * 6 * 28 * 28 * 25
     cases = [("C1-S2 kernel: forward (C1, S2, both squashings)", lambda: block.forward(x)),
-             ("C1-S2 kernel: App. C back to C1 (C1 weight h and the rest)",
+             ("C1-S2 kernel: App. C back through S2 and C1",
               lambda: block.curvature(padded, y1, y2, h_y2))]
     return [(name, ms, macs / ms / 1e6) for name, fn in cases for ms in [per_call_ms(fn, calls)]]
 
@@ -120,7 +120,7 @@ def report(data_root, calls: int) -> str:
              f"the same without the C1-S2 kernel: {without:.1f} ms ({n / without * 1000:,.0f} patterns/s)", "",
              f"{'profiled, per estimate':52s} {'ms':>6s} {'share':>6s}"]
     lines += [f"{name:52s} {ms:6.1f} {ms / total:6.1%}" for name, ms in groups.items()]
-    lines += ["", f"{'each convolution alone, eager':52s} {'ms':>6s} {'GMAC/s':>6s}"]
+    lines += ["", f"{'each convolution alone (eager), and the kernel alone':52s} {'ms':>6s} {'GMAC/s':>6s}"]
     lines += [f"{name:52s} {ms:6.1f} {rate:6.1f}" for name, ms, rate in convolutions(n, calls)]
     if estimator.block:
         lines += [f"{name:52s} {ms:6.1f} {rate:6.1f}" for name, ms, rate in kernel_parts(estimator.block, x, calls)]
