@@ -10,6 +10,10 @@ import pytest
 import torch
 
 import repro.kernels as kernels
+from torch import nn
+
+from repro.components import Conv2d, MaxPool, TableConv2d, TrainableSubsampling
+from repro.components.activation import Activation, ReLU, ScaledTanh
 from repro.config import HEAD_LOSSES, run_config
 from repro.kernels.c1s2 import C1S2Block
 from repro.layers import network_layers
@@ -153,3 +157,45 @@ def test_every_instruction_set_build_gives_the_same_h(capability, lanes, fresh_k
     for p in estimator.block.params:
         torch.testing.assert_close(estimate[p], expected[p], rtol=2e-5, atol=1e-9)
     assert c1s2.C1S2Block.c1_output(estimator.block.forward(x)[1], len(x)).shape == (21, 6, 28, 28)
+
+
+def _block(first=None, act1=ScaledTanh, subsampling=None, act2=ScaledTanh, size=32, channels=1, tail=True,
+           dtype=torch.float32):
+    """A network of components whose first four layers differ from C1-S2 in at most one way."""
+    first = first if first is not None else Conv2d(1, 6, 5)
+    layers = [first, act1(), subsampling if subsampling is not None else TrainableSubsampling(6), act2()]
+    if tail:  # any layer will do: the kernel stops at S2's squashing
+        layers.append(ScaledTanh())
+    network = nn.Sequential(*layers).to(dtype)
+    return network_layers(network, example=torch.zeros(1, channels, size, size, dtype=dtype))
+
+
+@pytest.mark.parametrize("why,layers", [
+    ("two input maps", lambda: _block(Conv2d(2, 6, 5), channels=2)),
+    ("a 3x3 kernel", lambda: _block(Conv2d(1, 6, 3), size=30)),
+    ("stride 2", lambda: _block(Conv2d(1, 6, 5, stride=2), size=60)),
+    ("dilation 2", lambda: _block(Conv2d(1, 6, 5, dilation=2), size=36)),
+    ("no bias", lambda: _block(Conv2d(1, 6, 5, bias=False))),
+    ("padding only across", lambda: _block(Conv2d(1, 6, 5, padding=(0, 2)), size=32)),
+    ("Table I's connections", lambda: _block(TableConv2d(torch.ones(6, 1, dtype=torch.bool), 5))),
+    ("max-pooling", lambda: _block(subsampling=MaxPool())),
+    ("two activations", lambda: _block(act2=ReLU)),
+    ("an activation the kernel lacks", lambda: _block(act1=nn_identity(), act2=nn_identity())),
+    ("26x26 maps", lambda: _block(size=30)),
+    ("nothing after S2", lambda: _block(tail=False)),
+    ("float64", lambda: _block(dtype=torch.float64)),
+])
+def test_a_block_the_kernel_does_not_compute_is_left_to_torch(why, layers):
+    assert C1S2Block.match(_block()) is not None  # the block itself
+    assert C1S2Block.match(layers()) is None, why
+
+
+def nn_identity():
+    """An Activation subclass the kernel has no code for."""
+    class Identity(Activation):
+        def forward(self, a):
+            return a
+
+        def derivative_from_output(self, y):
+            return torch.ones_like(y)
+    return Identity
