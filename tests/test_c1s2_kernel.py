@@ -118,11 +118,47 @@ def test_no_compiler_means_the_torch_code_and_one_warning(fresh_kernels, monkeyp
 
 def test_a_compiler_error_is_named_in_the_warning(fresh_kernels, monkeypatch, tmp_path):
     broken = tmp_path / "cc"
-    broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'c1s2.c:1: error: something broke' >&2\nexit 1\n")
+    broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
+                      "printf 'c1s2.c: In function f:\\nc1s2.c:1: error: something broke\\n    1 | x\\n      | ^\\n"
+                      "compilation terminated.\\n' >&2\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setenv("CC", str(broken))
-    with pytest.warns(RuntimeWarning, match="c1s2.c:1: error: something broke"):
+    with pytest.warns(RuntimeWarning, match=r"\(c1s2.c:1: error: something broke\); using torch's"):
         assert kernels.load("c1s2") is None
+
+
+def test_cc_may_carry_arguments(fresh_kernels, monkeypatch):
+    monkeypatch.setenv("CC", "env cc")
+    assert kernels.load("c1s2") is not None and len(list(fresh_kernels.glob("c1s2-*.so"))) == 1
+
+
+@pytest.mark.parametrize("n", [1, 16, 17])
+def test_one_pattern_and_whole_groups_give_the_definitions_h(n):
+    model = LeNet5(run_config("paper").model)
+    x, y = patterns(model, n)
+    estimator = _with_kernel(model, "map", x)
+    estimate, definition = estimator(x, y), gauss_newton_diagonal(model, x, y, "map")
+    for p in estimator.block.params:
+        torch.testing.assert_close(estimate[p], definition[p], rtol=2e-5, atol=1e-9)
+
+
+def test_the_kernel_refuses_an_input_it_would_misread():
+    model = LeNet5(run_config("paper").model)
+    block = C1S2Block.match(network_layers(model))
+    with pytest.raises(ValueError, match=r"expected float32 input of shape \(N, 1, 32, 32\), got torch.float64"):
+        block.forward(torch.zeros(2, 1, 32, 32, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"got torch.float32 \(2, 1, 28, 28\)"):
+        block.forward(torch.zeros(2, 1, 28, 28))
+
+
+def test_relu_keeps_a_nan_as_torch_does():
+    model = LeNet5(run_config("paper", {"activation": "relu"}).model)
+    x, _ = patterns(model, 2)
+    x[0, 0, 10, 10] = float("nan")
+    _, y1, y2 = C1S2Block.match(network_layers(model)).forward(x)
+    with torch.no_grad():
+        expected = model.s2(model.c1(x))
+    assert torch.equal(y2.isnan(), expected.isnan()) and y2[0].isnan().any()
 
 
 def test_lenet5_native_kernels_0_turns_the_kernel_off(fresh_kernels, monkeypatch):
@@ -179,6 +215,9 @@ def _block(first=None, act1=ScaledTanh, subsampling=None, act2=ScaledTanh, size=
     ("padding only across", lambda: _block(Conv2d(1, 6, 5, padding=(0, 2)), size=32)),
     ("Table I's connections", lambda: _block(TableConv2d(torch.ones(6, 1, dtype=torch.bool), 5))),
     ("max-pooling", lambda: _block(subsampling=MaxPool())),
+    ("one S2 coefficient for six maps", lambda: _block(subsampling=TrainableSubsampling(1))),
+    ("reflected padding", lambda: _block(Conv2d(1, 6, 5, padding=2, padding_mode="reflect"), size=28)),
+    ("padding by name", lambda: _block(Conv2d(1, 6, 5, padding="valid"))),
     ("two activations", lambda: _block(act2=ReLU)),
     ("an activation the kernel lacks", lambda: _block(act1=nn_identity(), act2=nn_identity())),
     ("26x26 maps", lambda: _block(size=30)),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -51,14 +52,17 @@ def build_flags() -> list[str]:
     return BASE_FLAGS + ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), BASELINE_FLAGS)
 
 
-def _compiler() -> str | None:
-    return shutil.which(os.environ.get("CC", "cc"))
+def _compiler() -> list[str] | None:
+    """$CC (which may hold arguments, as "ccache gcc"), else cc; None where it is not on PATH."""
+    command = shlex.split(os.environ.get("CC") or "cc")
+    found = shutil.which(command[0]) if command else None
+    return [found, *command[1:]] if found else None
 
 
-def _build(name: str, compiler: str) -> Path:
+def _build(name: str, compiler: list[str]) -> Path:
     source = (SOURCE_DIR / f"{name}.c").read_bytes()
     flags = build_flags()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), version.encode()])).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():
@@ -67,7 +71,7 @@ def _build(name: str, compiler: str) -> Path:
     # built beside the target and renamed over it: processes that build at once each leave a whole library
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
-        subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE_DIR / f"{name}.c"), "-lm"], check=True,
+        subprocess.run([*compiler, *flags, "-o", str(built), str(SOURCE_DIR / f"{name}.c"), "-lm"], check=True,
                        capture_output=True, text=True, timeout=120)
         os.replace(built, target)
     return target
@@ -83,15 +87,23 @@ def load(name: str) -> ctypes.CDLL | None:
         library = None
         try:
             if compiler is None:
-                raise OSError(f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH")
+                raise OSError(f"no C compiler ({os.environ.get('CC') or 'cc'}) on PATH")
             library = ctypes.CDLL(str(_build(name, compiler)))
         except (OSError, subprocess.SubprocessError) as e:
-            detail = getattr(e, "stderr", None) or str(e)
-            warnings.warn(f"the C kernel {name}.c is not available ({detail.strip().splitlines()[-1] if detail.strip() else type(e).__name__}); "
-                          f"using torch's kernels instead (slower; set CC to a C compiler to build it)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(f"the C kernel {name}.c is not available ({_reason(e)}); using torch's kernels instead "
+                          f"(slower; set CC to a C compiler to build it)", RuntimeWarning, stacklevel=2)
         _loaded[name] = library
     return _loaded[name]
+
+
+def _reason(error: Exception) -> str:
+    """One line: the compiler's first error line, else the error's own message."""
+    detail = getattr(error, "stderr", None) or ""
+    if isinstance(detail, bytes):
+        detail = detail.decode(errors="replace")
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    first_error = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
+    return first_error or str(error) or type(error).__name__
 
 
 def pointer(t: torch.Tensor) -> ctypes.c_void_p:

@@ -53,7 +53,7 @@ static inline float exp_nonpositive(float x) {
  * code uses, repro/components/activation.py), or max(a, 0). One loop per function, so that each vectorises. */
 static void squash_row(float *dst, const float *a, int len, int act, float amp, float slope) {
     if (act == 1) {
-        _Pragma("GCC unroll 1") for (int c = 0; c < len; c++) dst[c] = a[c] > 0.0f ? a[c] : 0.0f;
+        _Pragma("GCC unroll 1") for (int c = 0; c < len; c++) dst[c] = !(a[c] <= 0.0f) ? a[c] : 0.0f;  /* NaN stays */
         return;
     }
     _Pragma("GCC unroll 1") for (int c = 0; c < len; c++) {
@@ -126,11 +126,16 @@ static void forward_group(const float (*x)[LANES], int64_t first, int64_t n, int
 /* The forward pass of n patterns: y1 = f(C1(x)) kept for c1s2_curvature as groups of LANES patterns,
  * (ceil(n / LANES), maps, OUT, OUT, LANES), or not kept when NULL (the evaluation needs y2 alone); y2 as
  * forward_group. */
-void c1s2_forward(const float *x, int64_t n, int maps, const float *weight, const float *bias,
-                  const float *coefficient, const float *s2_bias, int act, float amp, float slope,
-                  float *y1, float *y2) {
+int c1s2_forward(const float *x, int64_t n, int maps, const float *weight, const float *bias,
+                 const float *coefficient, const float *s2_bias, int act, float amp, float slope,
+                 float *y1, float *y2) {
     float (*xs)[LANES] = malloc(sizeof(float[IN * IN][LANES]));
     float (*scratch)[LANES] = y1 ? NULL : malloc(sizeof(float[LANES]) * maps * OUT * OUT);
+    if (!xs || (!y1 && !scratch)) {
+        free(xs);
+        free(scratch);
+        return -1;
+    }
     for (int64_t first = 0; first < n; first += LANES) {
         gather_group(xs, x, first, n, IN * IN);
         float (*y1g)[LANES] = y1 ? (float (*)[LANES])(y1 + first * maps * OUT * OUT) : scratch;
@@ -139,6 +144,7 @@ void c1s2_forward(const float *x, int64_t n, int maps, const float *weight, cons
     }
     free(xs);
     free(scratch);
+    return 0;
 }
 
 /* App. C back from d2y2 = d2E/dy2^2 (n, maps, HALF, HALF), summed over the n patterns into (double) h:
@@ -146,14 +152,16 @@ void c1s2_forward(const float *x, int64_t n, int maps, const float *weight, cons
  *        h(s2_bias) += d2E/da2^2;  d2E/dy1^2 = coefficient^2 d2E/da2^2 at each of the block's four inputs
  *   C1:  d2E/da1^2 = f'(a1)^2 d2E/dy1^2;  h(weight[u][v]) += sum over positions of x^2 (shifted by u, v)
  *        d2E/da1^2;  h(bias) += d2E/da1^2
- * y1 as c1s2_forward kept it, y2 as it wrote it. h_weight is (maps, 25), the others (maps). */
-void c1s2_curvature(const float *x, int64_t n, int maps, const float *coefficient, const float *y1,
-                    const float *y2, const float *d2y2, int act, float amp, float slope, double *h_weight,
-                    double *h_bias, double *h_coefficient, double *h_s2_bias) {
+ * y1 as c1s2_forward kept it, y2 as it wrote it. h_weight is (maps, 25), the others (maps). Both functions return
+ * 0, or -1 where they could not allocate their buffers (then they compute nothing). */
+int c1s2_curvature(const float *x, int64_t n, int maps, const float *coefficient, const float *y1,
+                   const float *y2, const float *d2y2, int act, float amp, float slope, double *h_weight,
+                   double *h_bias, double *h_coefficient, double *h_s2_bias) {
     float (*x2)[LANES] = malloc(sizeof(float[IN * IN][LANES])), (*z)[LANES] = malloc(sizeof(float[HALF * HALF][LANES]));
     float (*g)[LANES] = malloc(sizeof(float[HALF * HALF][LANES])), (*d2a1)[LANES] = malloc(sizeof(float[OUT * OUT][LANES]));
     float by_coefficient[LANES], by_s2_bias[LANES], by_bias[LANES], slope2[LANES];
-    for (int64_t first = 0; first < n; first += LANES) {
+    const int status = x2 && z && g && d2a1 ? 0 : -1;  /* -1: out of memory, nothing computed */
+    for (int64_t first = 0; status == 0 && first < n; first += LANES) {
         gather_group(x2, x, first, n, IN * IN);
         for (int k = 0; k < IN * IN; k++)
             FOR_LANES(l) x2[k][l] *= x2[k][l];
@@ -211,4 +219,5 @@ void c1s2_curvature(const float *x, int64_t n, int maps, const float *coefficien
     free(z);
     free(g);
     free(d2a1);
+    return status;
 }

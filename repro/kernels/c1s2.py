@@ -30,11 +30,18 @@ FLOAT, INT, I64, PTR = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_vo
 
 
 def _signatures(library: ctypes.CDLL) -> ctypes.CDLL:
-    library.c1s2_lanes.restype = INT
+    library.c1s2_lanes.argtypes, library.c1s2_lanes.restype = [], INT
     library.c1s2_forward.argtypes = [PTR, I64, INT, PTR, PTR, PTR, PTR, INT, FLOAT, FLOAT, PTR, PTR]
     library.c1s2_curvature.argtypes = [PTR, I64, INT, PTR, PTR, PTR, PTR, INT, FLOAT, FLOAT,
                                        PTR, PTR, PTR, PTR]
+    library.c1s2_forward.restype = library.c1s2_curvature.restype = INT  # 0, or -1: out of memory
     return library
+
+
+def _checked(status: int) -> None:
+    if status != 0:
+        raise MemoryError("the C1-S2 kernel could not allocate its buffers (a few hundred kB): free some memory, "
+                          "or set LENET5_NATIVE_KERNELS=0")
 
 
 @dataclass
@@ -48,6 +55,7 @@ class C1S2Block:
     subsampling: TrainableSubsampling
     act: tuple[int, float, float]
     library: ctypes.CDLL
+    in_shape: tuple[int, ...]  # one input pattern's, before C1's padding
 
     @classmethod
     def match(cls, layers: list) -> C1S2Block | None:
@@ -58,10 +66,16 @@ class C1S2Block:
         conv, act1, sub, act2 = (layer.module for layer in layers[:4])
         if not (type(conv) is Conv2d and conv.in_channels == 1 and conv.kernel_size == (KERNEL, KERNEL)
                 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-                and conv.padding[0] == conv.padding[1] and conv.bias is not None
-                and conv.weight.dtype == torch.float32):
+                and isinstance(conv.padding, tuple) and conv.padding[0] == conv.padding[1]
+                and conv.padding_mode == "zeros" and conv.bias is not None):
             return None
         if type(sub) is not TrainableSubsampling or type(act1) not in ACTIVATION_CODES or type(act2) is not type(act1):
+            return None
+        maps = (conv.out_channels,)
+        if sub.coefficient.shape != maps or sub.bias.shape != maps:  # torch would broadcast one coefficient
+            return None
+        if any(p.dtype != torch.float32 or p.device.type != "cpu"
+               for p in (conv.weight, conv.bias, sub.coefficient, sub.bias)):
             return None
         size = layers[0].in_shape[-1] + 2 * conv.padding[0] - KERNEL + 1
         if layers[0].in_shape[-2] != layers[0].in_shape[-1] or size != OUT:
@@ -69,7 +83,7 @@ class C1S2Block:
         library = load("c1s2")
         if library is None:
             return None
-        return cls(conv, sub, ACTIVATION_CODES[type(act1)], _signatures(library))
+        return cls(conv, sub, ACTIVATION_CODES[type(act1)], _signatures(library), tuple(layers[0].in_shape))
 
     @property
     def params(self) -> tuple[torch.nn.Parameter, ...]:
@@ -78,6 +92,9 @@ class C1S2Block:
     def forward(self, x: torch.Tensor, keep_c1: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(the padded input, C1's squashed output y1 in the kernel's groups of patterns (None unless
         `keep_c1`), S2's squashed output y2 (n, maps, 14, 14)) for x of shape (n, 1, in, in)."""
+        if x.dtype != torch.float32 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f"expected float32 input of shape (N, {', '.join(map(str, self.in_shape))}), got "
+                             f"{x.dtype} {tuple(x.shape)}")
         pad = self.conv.padding[0]
         x = (F.pad(x, (pad,) * 4) if pad else x).contiguous()
         n, maps = x.shape[0], self.conv.out_channels
@@ -87,8 +104,8 @@ class C1S2Block:
         weight, bias = self.conv.weight.detach().contiguous(), self.conv.bias.detach().contiguous()
         coefficient, s2_bias = self.subsampling.coefficient.detach().contiguous(), self.subsampling.bias.detach().contiguous()
         with torch.profiler.record_function(PROFILE_NAME):
-            self.library.c1s2_forward(pointer(x), n, maps, pointer(weight), pointer(bias), pointer(coefficient),
-                                      pointer(s2_bias), *self.act, pointer(y1) if keep_c1 else None, pointer(y2))
+            _checked(self.library.c1s2_forward(pointer(x), n, maps, pointer(weight), pointer(bias), pointer(coefficient),
+                                      pointer(s2_bias), *self.act, pointer(y1) if keep_c1 else None, pointer(y2)))
         return x, y1, y2
 
     @staticmethod
@@ -113,6 +130,6 @@ class C1S2Block:
         h = [torch.zeros(maps * KERNEL * KERNEL, dtype=torch.float64)] + [
             torch.zeros(maps, dtype=torch.float64) for _ in range(3)]
         with torch.profiler.record_function(PROFILE_NAME):
-            self.library.c1s2_curvature(pointer(x), x.shape[0], maps, pointer(coefficient), pointer(y1),
-                                        pointer(y2), pointer(h_y2), *self.act, *(pointer(t) for t in h))
+            _checked(self.library.c1s2_curvature(pointer(x), x.shape[0], maps, pointer(coefficient), pointer(y1),
+                                                 pointer(y2), pointer(h_y2), *self.act, *(pointer(t) for t in h)))
         return [t.to(p.dtype).view_as(p) for t, p in zip(h, self.params)]
