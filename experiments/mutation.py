@@ -90,6 +90,8 @@ MODULES: dict[str, Target] = {
                                   "tests/test_sdlm.py", "tests/test_data.py", "tests/test_bn_eval.py"), **TORCH),
     "repro/online.py": Target(("tests/test_online.py",), **TORCH),
     "repro/sdlm.py": Target(("tests/test_sdlm.py", "tests/test_curvature.py"), **TORCH),
+    # the C kernels' loader and wrappers (their C is not mutated), and the evaluation that uses them
+    "repro/kernels/*": Target(("tests/test_c1s2_kernel.py", "tests/test_phases.py"), **TORCH),
     "repro/optim.py": Target(("tests/test_schedule.py", "tests/test_sdlm.py", "tests/test_online.py"), **TORCH),
     # the training loop's own tests, its endings, and the runs that take its other paths (distortions, BatchNorm's
     # note, data read from a root)

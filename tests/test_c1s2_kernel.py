@@ -5,6 +5,7 @@ is either checked against the definition or declared outside the kernel. Then it
 compiler or LENET5_NATIVE_KERNELS=0 leaves the torch code in place with a warning.
 """
 import ctypes
+import subprocess
 
 import pytest
 import torch
@@ -238,3 +239,34 @@ def nn_identity():
         def derivative_from_output(self, y):
             return torch.ones_like(y)
     return Identity
+
+
+def test_the_warning_reason_is_one_line_of_what_the_compiler_said():
+    failed = subprocess.CalledProcessError(1, ["cc"], stderr="In function f:\nc1s2.c:3: Error: bad\n  | ^\n")
+    assert kernels._reason(failed) == "c1s2.c:3: Error: bad"
+    no_error_line = subprocess.CalledProcessError(1, ["cc"], stderr="\nld: cannot open output\nsecond line\n")
+    assert kernels._reason(no_error_line) == "ld: cannot open output"
+    # a timeout's output may come as bytes, undecodable ones too
+    timed_out = subprocess.TimeoutExpired(["cc"], 120, stderr=b"c1s2.c:9: error: \xff\xfe slow\n")
+    assert kernels._reason(timed_out) == "c1s2.c:9: error: \ufffd\ufffd slow"
+    assert kernels._reason(OSError("no C compiler (x) on PATH")) == "no C compiler (x) on PATH"
+    assert kernels._reason(OSError()) == "OSError"
+
+
+def test_a_kernel_argument_must_be_a_contiguous_cpu_tensor():
+    t = torch.zeros(3, 4)
+    assert kernels.pointer(t).value == t.data_ptr()
+    for bad in (t.t(), torch.zeros(3, 4, device="meta")):
+        with pytest.raises(ValueError, match="a kernel argument must be a contiguous CPU tensor"):
+            kernels.pointer(bad)
+
+
+def test_the_curvature_at_s2_may_come_in_double_precision():
+    model = LeNet5(run_config("paper").model)
+    x, _ = patterns(model, 5)
+    block = C1S2Block.match(network_layers(model))
+    padded, y1, y2 = block.forward(x)
+    h_y2 = torch.rand(y2.shape, generator=torch.Generator().manual_seed(0))
+    single = block.curvature(padded, y1, y2, h_y2)
+    for a, b in zip(single, block.curvature(padded, y1, y2, h_y2.double())):
+        assert torch.equal(a, b) and a.abs().sum() > 0
