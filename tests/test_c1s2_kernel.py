@@ -5,6 +5,7 @@ is either checked against the definition or declared outside the kernel. Then it
 compiler or LENET5_NATIVE_KERNELS=0 leaves the torch code in place with a warning.
 """
 import ctypes
+import re
 import subprocess
 
 import pytest
@@ -16,6 +17,7 @@ from torch import nn
 from repro.components import Conv2d, MaxPool, TableConv2d, TrainableSubsampling
 from repro.components.activation import Activation, ReLU, ScaledTanh
 from repro.config import HEAD_LOSSES, run_config
+import repro.kernels.c1s2 as c1s2_module
 from repro.kernels.c1s2 import C1S2Block
 from repro.layers import network_layers
 from repro.model import LeNet5
@@ -197,14 +199,14 @@ def test_every_instruction_set_build_gives_the_same_h(capability, lanes, fresh_k
 
 
 def _block(first=None, act1=ScaledTanh, subsampling=None, act2=ScaledTanh, size=32, channels=1, tail=True,
-           dtype=torch.float32):
+           dtype=torch.float32, height=None):
     """A network of components whose first four layers differ from C1-S2 in at most one way."""
     first = first if first is not None else Conv2d(1, 6, 5)
     layers = [first, act1(), subsampling if subsampling is not None else TrainableSubsampling(6), act2()]
     if tail:  # any layer will do: the kernel stops at S2's squashing
         layers.append(ScaledTanh())
     network = nn.Sequential(*layers).to(dtype)
-    return network_layers(network, example=torch.zeros(1, channels, size, size, dtype=dtype))
+    return network_layers(network, example=torch.zeros(1, channels, height or size, size, dtype=dtype))
 
 
 @pytest.mark.parametrize("why,layers", [
@@ -217,6 +219,8 @@ def _block(first=None, act1=ScaledTanh, subsampling=None, act2=ScaledTanh, size=
     ("Table I's connections", lambda: _block(TableConv2d(torch.ones(6, 1, dtype=torch.bool), 5))),
     ("max-pooling", lambda: _block(subsampling=MaxPool())),
     ("one S2 coefficient for six maps", lambda: _block(subsampling=TrainableSubsampling(1))),
+    ("one S2 coefficient, six biases", lambda: _block(subsampling=_one_coefficient())),
+    ("a taller input than wide", lambda: _block(height=34)),
     ("reflected padding", lambda: _block(Conv2d(1, 6, 5, padding=2, padding_mode="reflect"), size=28)),
     ("padding by name", lambda: _block(Conv2d(1, 6, 5, padding="valid"))),
     ("two activations", lambda: _block(act2=ReLU)),
@@ -228,6 +232,12 @@ def _block(first=None, act1=ScaledTanh, subsampling=None, act2=ScaledTanh, size=
 def test_a_block_the_kernel_does_not_compute_is_left_to_torch(why, layers):
     assert C1S2Block.match(_block()) is not None  # the block itself
     assert C1S2Block.match(layers()) is None, why
+
+
+def _one_coefficient() -> TrainableSubsampling:
+    s2 = TrainableSubsampling(6)
+    s2.coefficient = nn.Parameter(torch.full((1,), 0.25))
+    return s2
 
 
 def nn_identity():
@@ -270,3 +280,45 @@ def test_the_curvature_at_s2_may_come_in_double_precision():
     single = block.curvature(padded, y1, y2, h_y2)
     for a, b in zip(single, block.curvature(padded, y1, y2, h_y2.double())):
         assert torch.equal(a, b) and a.abs().sum() > 0
+
+
+def test_the_cache_is_under_home_unless_told_and_made_with_its_parents(tmp_path, monkeypatch):
+    monkeypatch.delenv("LENET5_KERNEL_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert kernels.cache_dir() == tmp_path / ".cache" / "lenet5-repro" / "kernels"
+    nested = tmp_path / "a" / "b" / "kernels"
+    monkeypatch.setenv("LENET5_KERNEL_CACHE", str(nested))
+    monkeypatch.setattr(kernels, "_loaded", {})
+    assert kernels.load("c1s2") is not None
+    assert [p.parent for p in nested.glob("c1s2-*.so")] == [nested] and not list(nested.glob("tmp*"))
+
+
+def test_the_cache_key_follows_the_flags_and_the_compilers_version(fresh_kernels, monkeypatch, tmp_path):
+    wrapper = tmp_path / "cc-wrapper"
+    wrapper.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "cc $FAKE_VERSION"; exit 0; }\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    built = []
+    for version, capability in (("1", "AVX2"), ("2", "AVX2"), ("2", "DEFAULT"), ("2", "DEFAULT")):
+        monkeypatch.setenv("FAKE_VERSION", version)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+        monkeypatch.setattr(kernels, "_loaded", {})
+        kernels.load("c1s2")
+        built.append(sorted(p.name for p in fresh_kernels.glob("c1s2-*.so")))
+    assert [len(b) for b in built] == [1, 2, 3, 3]
+    assert all(re.fullmatch(r"c1s2-[0-9a-f]{16}\.so", name) for name in built[-1])
+
+
+def test_the_evaluation_keeps_no_c1_output():
+    model = LeNet5(run_config("paper").model)
+    x, _ = patterns(model, 3)
+    block = C1S2Block.match(network_layers(model))
+    padded, y1, y2 = block.forward(x, keep_c1=False)
+    assert y1 is None and torch.equal(y2, block.forward(x)[2])
+
+
+def test_an_allocation_failure_is_one_clear_error():
+    c1s2_module._checked(0)
+    with pytest.raises(MemoryError, match=r"^the C1-S2 kernel could not allocate its buffers \(a few hundred kB\): "
+                                          r"free some memory, or set LENET5_NATIVE_KERNELS=0$"):
+        c1s2_module._checked(-1)
