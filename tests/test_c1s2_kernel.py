@@ -119,6 +119,13 @@ def test_no_compiler_means_the_torch_code_and_one_warning(fresh_kernels, monkeyp
     assert not fresh_kernels.exists() or not list(fresh_kernels.iterdir())
 
 
+def test_without_cc_the_warning_names_cc(fresh_kernels, monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc on it
+    with pytest.warns(RuntimeWarning, match=r"\(no C compiler \(cc\) on PATH\)"):
+        assert kernels.load("c1s2") is None
+
+
 def test_a_compiler_error_is_named_in_the_warning(fresh_kernels, monkeypatch, tmp_path):
     broken = tmp_path / "cc"
     broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
@@ -267,7 +274,7 @@ def test_a_kernel_argument_must_be_a_contiguous_cpu_tensor():
     t = torch.zeros(3, 4)
     assert kernels.pointer(t).value == t.data_ptr()
     for bad in (t.t(), torch.zeros(3, 4, device="meta")):
-        with pytest.raises(ValueError, match="a kernel argument must be a contiguous CPU tensor"):
+        with pytest.raises(ValueError, match="^a kernel argument must be a contiguous CPU tensor$"):
             kernels.pointer(bad)
 
 
