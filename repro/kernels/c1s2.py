@@ -2,11 +2,12 @@
 
 On 500 patterns, oneDNN runs C1's convolution and its weight curvature (one input map) at a quarter of its rate
 on C3's shapes, and inductor's fused kernels around C1 and S2 write in the layouts oneDNN asks for, with strided
-scalar stores: together three fifths of the compiled estimate (docs/speed.md). The C kernel takes one pattern
-at a time through the block in cache, forward and back, with App. C's rules (repro/components/: Conv2d,
-the activations, TrainableSubsampling). `CurvatureEstimator` (repro/sdlm.py) uses it in compiled runs for the
-blocks it covers; tests/test_curvature.py holds it equal to `gauss_newton_diagonal` for every switch value it
-covers, and says which it does not (they keep the torch code).
+scalar stores: together three fifths of the compiled estimate before this kernel (docs/speed.md). The C kernel
+takes the patterns in groups as wide as a vector register through the block in cache, forward and back, with
+App. C's rules (repro/components/: Conv2d, the activations, TrainableSubsampling). In compiled runs
+`CurvatureEstimator` (repro/sdlm.py) and the `Evaluator` (repro/evaluation.py) use it for the networks it covers;
+tests/test_c1s2_kernel.py holds it equal to `gauss_newton_diagonal` for every switch value it covers, and lists
+those it does not (they keep the torch code).
 """
 from __future__ import annotations
 
