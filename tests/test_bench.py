@@ -74,7 +74,9 @@ def test_the_whole_run_row_splits_a_real_run_into_its_phases(tiny_mnist_large):
     assert (run["updates"], run["curvature_estimates"], run["evaluated_patterns"]) == (240, 2, 368)
     assert run["vs_step"] == pytest.approx(run["samples_per_s"] / step["samples_per_s"])
     assert run["vs_reference"] == run["vs_step"]
-    assert sum(run["phases"].values()) == pytest.approx(1.0, abs=0.02)
+    # every phase and the wall time are kept to 0.01 s (7 roundings), and `other` is never below 0
+    rounding = 7 * 0.005 / (run["wall_s"] - run["compile_s"])
+    assert sum(run["phases"].values()) == pytest.approx(1.0, abs=max(0.02, rounding))
     assert run["samples_per_s"] == pytest.approx(240 / (run["wall_s"] - run["compile_s"]))
     # the full run: 20 passes of 60,000, h before each pass and every 500 updates within it (20 x 120 estimates),
     # 20 x 70,000 patterns evaluated
