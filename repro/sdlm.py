@@ -60,10 +60,13 @@ class CurvatureEstimator:
     function, its elementwise work fused (the estimate on 500 patterns costs a few convolutions' time).
     Call it with (x, targets); it returns {parameter: h averaged over the patterns}."""
 
-    def __init__(self, model: nn.Module, loss: str, compiled: bool = False):
+    def __init__(self, model: nn.Module, loss: str, compiled: bool = False, kernel: bool | None = None):
         self.model, self.loss, self.compiled = model, loss, compiled
+        # C1-S2 in C where the kernel covers the network (repro/kernels/c1s2.py): by default in compiled runs;
+        # True or False to ask for it or not whatever `compiled` says (its tests, the bench's "no kernel" row)
+        self.kernel = compiled if kernel is None else kernel
         self.layers = None  # traced at the first call, on its first pattern (any model of Components will do)
-        self.block = None  # in a compiled run, C1-S2 in C where the kernel covers it (repro/kernels/c1s2.py)
+        self.block = None  # the C1-S2 block, matched when the layers are traced
         self.params = [p for p in model.parameters() if p.requires_grad]
         # dynamic=False: every call of a run has the same shapes (hessian_samples patterns)
         self._walk = CompileTimer(torch.compile(self.walk, dynamic=False) if compiled else self.walk, compiled)
@@ -76,7 +79,7 @@ class CurvatureEstimator:
     def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
         if self.layers is None:
             self.layers = network_layers(self.model, "SDLM's curvature estimate (App. C)", example=x[:1])
-            if self.compiled:
+            if self.kernel:
                 self.block = C1S2Block.match(self.layers)
         was_training = self.model.training
         self.model.eval()  # BatchNorm with its running statistics, as gauss_newton_diagonal

@@ -31,9 +31,8 @@ NOT_COVERED = {("pooling", "max"), ("pooling", "avg"), ("norm", "batch")}
 
 def _with_kernel(model, loss: str, x) -> CurvatureEstimator:
     """An eager estimator whose C1-S2 block is the kernel (compiled runs use it the same way, compiled)."""
-    estimator = CurvatureEstimator(model, loss)
-    estimator.layers = network_layers(model, example=x[:1])
-    estimator.block = C1S2Block.match(estimator.layers)
+    estimator = CurvatureEstimator(model, loss, kernel=True)
+    estimator(x[:1], torch.zeros(1, dtype=torch.long))  # traces the layers and matches the block
     return estimator
 
 
@@ -175,9 +174,23 @@ def test_lenet5_native_kernels_0_turns_the_kernel_off(fresh_kernels, monkeypatch
     monkeypatch.setenv("LENET5_NATIVE_KERNELS", "0")
     model = LeNet5(run_config("paper").model)
     x, y = patterns(model, 5)
-    estimator = CurvatureEstimator(model, "map", compiled=True)
-    assert C1S2Block.match(network_layers(model)) is None and not fresh_kernels.exists()
-    assert estimator.block is None
+    estimator = CurvatureEstimator(model, "map", kernel=True)
+    estimator(x, y)
+    assert estimator.block is None and C1S2Block.match(network_layers(model)) is None
+    assert not fresh_kernels.exists()
+
+
+def test_the_estimator_uses_the_kernel_in_compiled_runs_unless_told():
+    model = LeNet5(run_config("paper").model)
+    x, y = patterns(model, 5)
+    chosen = {}
+    for name, kwargs in (("eager", {}), ("asked for", {"kernel": True}), ("refused", {"kernel": False})):
+        estimator = CurvatureEstimator(model, "map", **kwargs)
+        estimator(x, y)
+        chosen[name] = estimator.block is not None
+    assert chosen == {"eager": False, "asked for": True, "refused": False}
+    assert CurvatureEstimator(model, "map", compiled=True).kernel is True
+    assert CurvatureEstimator(model, "map", compiled=True, kernel=False).kernel is False
 
 
 def test_the_build_flags_follow_the_instruction_set_torch_dispatches_to(monkeypatch):
