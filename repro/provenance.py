@@ -55,6 +55,23 @@ def machine() -> dict:
             "cores": os.cpu_count(), "torch": torch.__version__}
 
 
+# What makes two runs of one config and seed comparable bit for bit: the same code on the same kind of machine
+# (grid rows hold these fields flat; a summary holds the commit and, under "machine", the other two).
+MAKING = ("commit", "cpu", "cpu_capability")
+
+
+def making_of(record: dict) -> dict:
+    """The MAKING fields of a grid row or of a summary.json (None for a field a run made before runs recorded it
+    lacks)."""
+    machine_fields = record.get("machine") or {}
+    return {k: record.get(k, machine_fields.get(k)) for k in MAKING}
+
+
+def this_making() -> dict:
+    """The MAKING fields of a run this process would make."""
+    return {"commit": code_commit()["commit"], "cpu": machine()["cpu"], "cpu_capability": machine()["cpu_capability"]}
+
+
 def provenance() -> dict:
     """Both, as one summary field set: commit, code_dirty, machine."""
     return {**code_commit(), "machine": machine()}

@@ -277,6 +277,32 @@ def test_runs_are_looked_for_only_in_a_results_tree_and_foreign_files_are_skippe
     assert grid_module.finished_runs(grid_module.reuse_sources(grids / "mine")) == {}
 
 
+def test_only_runs_made_by_this_code_on_this_kind_of_machine_are_copied(tmp_path):
+    """A grid copies a finished run only if it was made as its own runs will be (issue 30: a ladder run from a new
+    commit once copied the reference an older commit had made beside it, leaving the ladder's seed unpaired)."""
+    from repro.config import run_config
+    from repro.provenance import this_making
+
+    here = this_making()
+    other = {"commit": "0" * 40, "cpu": here["cpu"], "cpu_capability": here["cpu_capability"]}
+    grids = tmp_path / "results" / "grids"
+    (grids / "other").mkdir(parents=True)
+    for seed, made in enumerate([here, other, {**here, "cpu_capability": "NONE"}, {}]):
+        append_row(grids / "other" / RUNS_FILE, {"variant": "paper", "seed": seed, "status": "finished",
+                                                 "run_dir": f"paper/seed{seed}", "digest": "d", **made})
+    for seed, made in enumerate([here, other], start=4):  # a result folder: the machine nested, as in summary.json
+        run_dir = tmp_path / "results" / "paper_final" / f"seed{seed}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "model.pt").write_bytes(b"")
+        summary = {"status": "finished", "config": run_config("paper", {"seed": seed}).to_dict(),
+                   "commit": made["commit"], "machine": {"cpu": made["cpu"], "cpu_capability": made["cpu_capability"]}}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    found = grid_module.finished_runs(grid_module.reuse_sources(grids / "mine"))
+    digest = run_config("paper", {"seed": 4}).digest()
+    assert found == {("d", 0): grids / "other" / "paper" / "seed0",
+                     (digest, 4): tmp_path / "results" / "paper_final" / "seed4"}
+
+
 def test_a_copied_runs_source_is_recorded_relative_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert grid_module._portable(tmp_path / "results" / "modern" / "seed0") == "results/modern/seed0"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..provenance import MAKING
 from ..run_folder import read_predictions
 from .grid import RUNS_FILE, read_rows
 from .stats import holm, mcnemar, mean_ci, paired_delta
@@ -20,12 +21,6 @@ from .stats import holm, mcnemar, mean_ci, paired_delta
 COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "detectable", "p_paired",
            "p_paired_holm", "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes",
            "not_trained", "unpaired"]
-
-# What made a run (repro/provenance.py): a Δ pairs a variant's seed with its baseline's seed only where both were
-# made by the same code on the same kind of machine, because only then is the seed's pair the controlled
-# comparison it claims to be (elsewhere rounding alone moves a run by about 0.1 point). Runs made before runs
-# recorded these fields have None in each and pair with one another.
-MAKING = ("commit", "cpu", "cpu_capability")
 
 # A network that predicts one class for every input errs on ~89% of MNIST's training patterns (~90% of
 # Fashion-MNIST's); one that learns anything at all is far below. A run that ends at or above this training error
@@ -47,7 +42,11 @@ def outcome(row: dict) -> str:
 
 
 def made_alike(first: dict, second: dict) -> bool:
-    """Whether two rows (or summaries' flat fields) were made by the same code on the same kind of machine."""
+    """Whether two rows (or summaries' flat fields) were made by the same code on the same kind of machine
+    (repro/provenance.py, MAKING). A Δ pairs a variant's seed with its baseline's seed only where both were, because
+    only then is the seed's pair the controlled comparison it claims to be (elsewhere rounding alone moves a run by
+    about 0.1 point). Runs made before runs recorded these fields have None in each and pair with one another. The
+    grid runner copies only runs made like those it would make, for the same reason (grid.py, `finished_runs`)."""
     return all(first.get(k) == second.get(k) for k in MAKING)
 
 

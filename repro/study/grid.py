@@ -34,6 +34,7 @@ from .. import atomic
 from ..config import ConfigError, RunConfig, apply_overrides
 from ..errors import Interrupted
 from ..interrupt import install_for_process, stop_requested, stop_signals
+from ..provenance import making_of, this_making
 from ..run_folder import RunPaths, passes_logged, finished_runs as finished_result_runs, read_summary
 from .cells import INTERRUPTED, Cell, run_cell  # noqa: F401 - run_cell: the runners' (and tests') name for it
 
@@ -134,12 +135,19 @@ def _check_rows(rows: list[dict], cells: list[Cell], runs_file: Path) -> None:
 def finished_runs(sources, exclude: Path | None = None) -> dict[tuple[str, int], Path]:
     """{(config digest, seed): run folder} of the finished runs in other grid folders (their runs.jsonl) and
     result folders (their seed<N>/summary.json), so that a grid need not train a config another has trained.
-    `exclude`: a folder to leave out (the grid's own)."""
+    `exclude`: a folder to leave out (the grid's own).
+
+    Only runs made by the code and kind of machine this process is (repro/provenance.py, `MAKING`): a Δ pairs a
+    variant's seed with its baseline's only where both were made alike, so a copy made otherwise would leave the
+    grid's other runs of that seed unpaired (e.g. a grid run from a newer commit copying a reference an older
+    commit made in the grid beside it)."""
     found: dict[tuple[str, int], Path] = {}
     skip = None if exclude is None else Path(exclude).resolve()
+    here = this_making()
     for source in (Path(s) for s in sources if Path(s).resolve() != skip):
         for row in read_rows(source / RUNS_FILE)[0]:
-            if row.get("status") == "finished" and "digest" in row and not row.get("reused_from"):
+            if (row.get("status") == "finished" and "digest" in row and not row.get("reused_from")
+                    and making_of(row) == here):
                 found.setdefault((row["digest"], row["seed"]), source / row["run_dir"])
         try:
             runs = finished_result_runs(source, with_model=True)
@@ -150,7 +158,8 @@ def finished_runs(sources, exclude: Path | None = None) -> dict[tuple[str, int],
                 config = RunConfig.from_dict(summary["config"])
             except (KeyError, TypeError, ValueError, ConfigError):
                 continue
-            found.setdefault((config.digest(), config.train.seed), run_dir)
+            if making_of(summary) == here:
+                found.setdefault((config.digest(), config.train.seed), run_dir)
     return found
 
 

@@ -271,6 +271,7 @@ FASHION_SUFFIX = "_fashion_mnist"
 PROGRAMME_GRIDS = ("one_at_a_time", "ladder")
 PROGRAMME_SEEDS = tuple(range(10, 25))
 PROGRAMME_TARGET = 20
+PROGRAMME_HALF_WIDTH = 0.08  # pp: the target for every pure swap's 95% interval (not the ReLU swap's)
 
 GRIDS: dict[str, Grid] = {
     "one_at_a_time": _grid("one_at_a_time", "paper", "the paper preset with one component modernised at a time, "

@@ -12,11 +12,15 @@ block in README.md and docs/*.md is refreshed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import atomic
 from ..run_folder import finished_runs
 from .docs import code_blocks, embedded_files, markers, refresh, refresh_pages
 from .stats import mean_ci
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # the headline: result folder -> (what it is, the paper's test error % or None); then the ladder's best rung
 HEADLINE_GROUPS = {
@@ -183,22 +187,28 @@ def headline_table(results: Path) -> str:
     return "\n".join(rows)
 
 
-def ablation_tables(results: Path) -> dict[str, str]:
-    """{grid name: Markdown table} for every grid with a runs file under results/grids/."""
+def grid_frames(results: Path) -> dict[str, "pd.DataFrame"]:
+    """{grid name: its ablation table (repro/study/ablation.py, `grid_table`)} for every declared grid with a runs
+    file under results/grids/: read once, then written as Markdown and judged (repro/study/verdicts.py)."""
+    from .ablation import grid_table
+    from .grid import RUNS_FILE
     from .grids import GRIDS
 
-    from .ablation import grid_table, table_markdown
-    from .grid import RUNS_FILE
-
-    tables = {}
-    for name, grid in GRIDS.items():
-        grid_dir = results / "grids" / name
-        if (grid_dir / RUNS_FILE).exists():
-            tables[name] = table_markdown(grid_table(grid_dir, grid), grid.reference.name)
-    return tables
+    return {name: grid_table(results / "grids" / name, grid) for name, grid in GRIDS.items()
+            if (results / "grids" / name / RUNS_FILE).exists()}
 
 
-def ablation_report(tables: dict[str, str], results: Path) -> str:
+def ablation_tables(frames: dict[str, "pd.DataFrame"]) -> dict[str, str]:
+    """{grid name: Markdown table} of `grid_frames`."""
+    from .ablation import table_markdown
+    from .grids import GRIDS
+
+    return {name: table_markdown(frame, GRIDS[name].reference.name) for name, frame in frames.items()}
+
+
+def ablation_report(tables: dict[str, str], results: Path,
+                    verdicts: dict[str, tuple[str, str]] | None = None) -> str:
+    """results/ablation.md: each grid's protocol, cost and table, then its verdicts (repro/study/verdicts.py)."""
     from .grids import GRIDS, PROTOCOLS
 
     from .ablation import grid_rows
@@ -231,6 +241,9 @@ def ablation_report(tables: dict[str, str], results: Path) -> str:
                      f"{settings}.\n\nRemake the runs: `lenet5 grid {name}` ({recorded}, {copied} from another "
                      f"grid or result folder with the same config and seed; {minutes:.0f} core-minutes of "
                      f"training)\n\n{table}\n")
+        if name in (verdicts or {}):
+            parts.append(f"Which effects are resolved (repro/study/verdicts.py):\n\n{verdicts[name][0]}\n\n"
+                         f"{verdicts[name][1]}\n")
     return "\n".join(parts)
 
 
@@ -242,9 +255,11 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     files = {"reproduction.md": "# Reproduction: ours vs the paper (Sec. III-C)\n\nMade by `lenet5 report` from "
                                 "results/<preset>/seed<N>/summary.json.\n\n" + table + "\n"}
     from .comparison import COMPARISONS, comparison_markers, comparison_tables
-    tables, comparisons = ablation_tables(results), comparison_tables(results)
+    from .verdicts import verdict_blocks
+    frames = grid_frames(results)
+    tables, comparisons, verdicts = ablation_tables(frames), comparison_tables(results), verdict_blocks(results, frames)
     if tables:
-        text = ablation_report(tables, results)
+        text = ablation_report(tables, results, verdicts)
         if comparisons:
             text += "\n# The same swaps in two grids\n\n" + "".join(
                 f"## {c.first} against {c.second}\n\n{comparisons[c.name]}\n\n" for c in COMPARISONS
@@ -263,6 +278,10 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     # a grid whose runs are gone gets a line saying so, never its old table
     blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
                    for name in GRIDS})
+    for name in GRIDS:  # a grid's verdicts, and their summary alone for a page that quotes only that
+        table_text, summary = verdicts.get(name, (f"_No finished runs yet: `lenet5 grid {name}`._",) * 2)
+        blocks[markers(f"verdicts:{name}")] = f"{table_text}\n\n{summary}" if name in verdicts else table_text
+        blocks[markers(f"verdict-summary:{name}")] = summary
     blocks.update({comparison_markers(c.name): comparisons.get(
         c.name, f"_Not both grids have runs yet: `lenet5 grid {c.first}`, `lenet5 grid {c.second}`._")
         for c in COMPARISONS})
