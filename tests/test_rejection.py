@@ -134,3 +134,32 @@ def test_predict_says_which_images_would_be_rejected(tiny_run, tmp_path, capsys)
     assert image["rejected"] == (image["confidence"] < image["threshold"])
     with pytest.raises(SystemExit):
         main(["predict", str(run_dir), str(tmp_path / "blank.png"), "--reject-at", "0"])
+
+
+def test_the_second_axis_bolds_each_resolved_delta_and_says_which_way_it_goes():
+    """repro/study/rejection.py, `second_axis`: resolved = the interval excludes zero and Holm p < 0.05; for the
+    share rejected lower is better, for an AUROC higher is."""
+    import pandas as pd
+
+    from repro.study.rejection import second_axis
+
+    def swap(name, paired, **deltas):  # key: (delta, half, Holm p)
+        row = {"variant": name, "paired": paired}
+        for key, (delta, half, p) in deltas.items():
+            row.update({f"delta_{key}": delta, f"dhalf_{key}": half, f"p_holm_{key}": p})
+        return row
+    frame = pd.DataFrame([
+        {"variant": "paper", "paired": None},
+        swap("head=linear", 5, reject_pct_for_0_5pct_error=(0.5, 0.3, 0.04), auroc_letters=(0.1, 0.05, 0.01),
+             auroc_fashion=(-0.07, 0.1, 0.2), auroc_noise=(-0.2, 0.1, 0.06)),  # noise: interval only
+        swap("norm=batch", 4, auroc_blank=(0.05, 0.06, 0.001)),  # Holm only
+        swap("c3=full@lr=3e-05", 5, auroc_letters=(0.5, 0.1, 0.001)),  # at its own step size: not a pure swap
+        swap("input=28", 0),  # no paired seed yet
+    ])
+    text = second_axis(frame, "paper")
+    assert "| `head=linear` | 5 | **+0.50 ± 0.30** | -0.07 ± 0.10 | **+0.10 ± 0.05** | -0.20 ± 0.10 | – |" in text
+    assert "| `norm=batch` | 4 | – | – | – | – | +0.05 ± 0.06 |" in text
+    assert "c3=full@lr" not in text and "input=28" not in text and "paper" not in text
+    assert text.endswith("in bold): `head=linear` rejected for 0.5% error, % +0.50 (worse); `head=linear` AUROC "
+                         "digits vs letters +0.10 (better).")
+    assert second_axis(frame.iloc[[0, 4]], "paper") == "_No swap has paired seeds with kept outputs yet._"

@@ -83,6 +83,7 @@ def rejection_table(grid_dir: Path, grid) -> pd.DataFrame:
                 paired = paired_delta({s: m[key] for s, m in base.items() if key in m}, values)
                 entry[f"delta_{key}"], entry[f"dhalf_{key}"], entry[f"p_{key}"] = (paired["delta"], paired["half"],
                                                                                    paired["p"])
+                entry["paired"] = max(entry.get("paired", 0), len(paired["seeds"]))
         table.append(entry)
     frame = pd.DataFrame(table)
     for key, _, _ in METRICS:
@@ -145,10 +146,67 @@ def results_markdown(results: Path) -> str:
     return "\n".join(lines)
 
 
-def rejection_report(results: Path) -> str | None:
-    """results/rejection.md: the reproduction's networks, then every grid whose runs keep outputs."""
+# the second axis at a glance: the share rejected for 0.5% error and each non-digit AUROC
+AXIS_KEYS = ("reject_pct_for_0_5pct_error", *(f"auroc_{name}" for name in NONDIGIT_SETS))
+ALPHA = 0.05
+
+
+def _resolved(r: dict, key: str) -> bool:
+    """A swap's Δ in `key` is resolved when its 95% interval excludes zero and its Holm-adjusted p is below ALPHA
+    (the error tables' rule: repro/study/verdicts.py)."""
+    delta, half, p = (r.get(f"{k}_{key}") for k in ("delta", "dhalf", "p_holm"))
+    numbers = [v for v in (delta, half, p) if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return len(numbers) == 3 and abs(delta) > half and p < ALPHA
+
+
+def second_axis(frame: pd.DataFrame, reference: str) -> str:
+    """Each swap's paired Δ in the share rejected for 0.5% error and in each non-digit AUROC, one row per swap,
+    a resolved Δ in bold; then one sentence naming the resolved ones and which way each goes."""
+    headings = {k: h for k, h, _ in METRICS}
+    better_low = {k: low for k, _, low in METRICS}
+    lines = ["| swap | paired seeds | " + " | ".join(f"Δ {headings[k]}" for k in AXIS_KEYS) + " |",
+             "|---|---|" + "---|" * len(AXIS_KEYS)]
+    resolved = []
+    for r in frame.to_dict("records"):
+        if r["variant"] == reference or "@lr=" in r["variant"] or not r.get("paired"):
+            continue
+        cells = []
+        for key in AXIS_KEYS:
+            text = plus_minus(r.get(f"delta_{key}"), r.get(f"dhalf_{key}"), signed=True)
+            if _resolved(r, key):
+                text = f"**{text}**"
+                worse = (r[f"delta_{key}"] > 0) == better_low[key]
+                resolved.append(f"`{r['variant']}` {headings[key]} {plus_minus(r[f'delta_{key}'], None, True)} "
+                                f"({'worse' if worse else 'better'})")
+            cells.append(text)
+        lines.append(f"| `{r['variant']}` | {int(r['paired'])} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return "_No swap has paired seeds with kept outputs yet._"
+    sentence = ("Resolved (95% interval excludes zero and Holm-adjusted p < 0.05, in bold): "
+                + ("; ".join(resolved) if resolved else "none") + ".")
+    return "\n".join(lines) + "\n\n" + sentence
+
+
+def rejection_frames(results: Path) -> dict[str, pd.DataFrame]:
+    """{grid name: rejection_table} for every declared grid with a runs file whose runs kept outputs."""
     from .grids import GRIDS
 
+    frames = {}
+    for name, grid in GRIDS.items():
+        grid_dir = Path(results) / "grids" / name
+        if (grid_dir / "runs.jsonl").exists():
+            frame = rejection_table(grid_dir, grid)
+            if not frame.empty:
+                frames[name] = frame
+    return frames
+
+
+def rejection_report(results: Path, frames: dict[str, pd.DataFrame] | None = None) -> str | None:
+    """results/rejection.md: the reproduction's networks, then every grid whose runs keep outputs (`frames`:
+    rejection_frames, when already made)."""
+    from .grids import GRIDS
+
+    frames = rejection_frames(results) if frames is None else frames
     parts = []
     table = results_markdown(results)
     if table.count("\n") > 1:
@@ -156,16 +214,12 @@ def rejection_report(results: Path) -> str | None:
                      "confidence: the RBF's margin, the softmax's probability; non-digits: the run's kept outputs on "
                      f"the first {FASHION_KEPT:,} Fashion-MNIST test images, A-Z, noise and blank fields, "
                      "repro/nondigits.py).\n\n" + table + "\n")
-    for name, grid in GRIDS.items():
-        grid_dir = Path(results) / "grids" / name
-        if not (grid_dir / "runs.jsonl").exists():
-            continue
-        frame = rejection_table(grid_dir, grid)
-        if frame.empty:
-            continue
+    for name, frame in frames.items():
+        reference = GRIDS[name].reference.name
         parts.append(f"## {name}\n\nPer variant: mean ± 95% CI over its seeds that kept outputs; for a swap, "
                      f"its paired Δ from its baseline ± 95% CI (Holm-adjusted paired t p over the table).\n\n"
-                     + rejection_markdown(frame, grid.reference.name) + "\n")
+                     + rejection_markdown(frame, reference) + "\n\nAt a glance, the pure swaps:\n\n"
+                     + second_axis(frame, reference) + "\n")
     if not parts:
         return None
     return ("# Rejection: what the RBF output was for (paper_notes/rbf_output.md)\n\nMade by `lenet5 report` from "

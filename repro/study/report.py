@@ -265,8 +265,9 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
                 f"## {c.first} against {c.second}\n\n{comparisons[c.name]}\n\n" for c in COMPARISONS
                 if c.name in comparisons)
         files["ablation.md"] = text
-    from .rejection import rejection_report, results_markdown as rejection_results
-    text = rejection_report(results)
+    from .rejection import rejection_frames, rejection_report, results_markdown as rejection_results, second_axis
+    rejection = rejection_frames(results)
+    text = rejection_report(results, rejection)
     if text:
         files["rejection.md"] = text
     from .grids import GRIDS
@@ -278,6 +279,10 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     # a grid whose runs are gone gets a line saying so, never its old table
     blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
                    for name in GRIDS})
+    for name in GRIDS:  # each swap's paired Δ in rejection and the non-digit AUROCs, where runs kept outputs
+        blocks[markers(f"second-axis:{name}")] = (second_axis(rejection[name], GRIDS[name].reference.name)
+                                                  if name in rejection else
+                                                  f"_No run of `{name}` has kept outputs yet._")
     for name in GRIDS:  # a grid's verdicts, and their summary alone for a page that quotes only that
         table_text, summary = verdicts.get(name, (f"_No finished runs yet: `lenet5 grid {name}`._",) * 2)
         blocks[markers(f"verdicts:{name}")] = f"{table_text}\n\n{summary}" if name in verdicts else table_text
