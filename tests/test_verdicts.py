@@ -8,7 +8,8 @@ from helpers.grid_data import write_synthetic_grid
 from repro.study.docs import markers
 from repro.study.grids import GRIDS
 from repro.study.report import write_reports
-from repro.study.verdicts import _direction, grid_verdicts, sign_test, verdict_summary, verdict_table
+from repro.study.verdicts import (_direction, grid_verdicts, seeds_for_half_width, sign_test, verdict_summary,
+                                  verdict_table)
 
 
 def _row(test, status="finished", train=0.5, **made):
@@ -53,8 +54,16 @@ def test_verdicts_of_a_grid_with_one_resolved_and_one_unresolved_swap(tmp_path):
     assert summary.startswith("With 6 paired seeds per swap (Δ in points, 95% interval): resolved (interval and "
                               "Holm): `pooling=max` hurts (+0.57 ± 0.09).")
     assert f"Unresolved: `c3=full` (+0.00 ± 0.11; could hide {c3['detectable']:.2f})." in summary
-    assert summary.endswith("Intervals within the programme's ±0.08: 0 of 2.")
+    assert summary.endswith("Intervals within the programme's ±0.08: 0 of 2. At today's spread of paired "
+                            "differences, the others would reach it at `pooling=max` 7, `c3=full` 10 paired seeds.")
     assert "within ±" not in verdict_table(list(entries.values()), "leave_one_in")  # not a programme grid
+
+
+def test_the_seeds_a_half_width_needs_at_the_same_spread():
+    # ±0.10 over 10 seeds: s = 0.10 √10 / t(9) = 0.1398; t(13) s / √14 = 0.0807 > 0.08 >= t(14) s / √15 = 0.0774
+    assert seeds_for_half_width(0.10, 10, 0.08) == 15
+    assert seeds_for_half_width(0.05, 10, 0.08) < 10  # already within: fewer seeds would do
+    assert seeds_for_half_width(math.nan, 1, 0.08) is None
 
 
 def test_a_direction_comes_from_the_tests_that_hold():

@@ -92,6 +92,19 @@ def grid_verdicts(grid_dir: Path, grid, table: "pd.DataFrame | None" = None) -> 
     return entries
 
 
+def seeds_for_half_width(half: float, n: int, target: float) -> int | None:
+    """How many paired seeds a Δ whose 95% t-interval is ±`half` over `n` seeds needs for ±`target`, if the
+    spread of its paired differences stays what it is (s = half · √n / t₀.₉₇₅,ₙ₋₁; the smallest m with
+    t₀.₉₇₅,ₘ₋₁ · s / √m ≤ target). None without an interval (fewer than 2 seeds)."""
+    if n < 2 or math.isnan(half):
+        return None
+    spread = half * math.sqrt(n) / stats.t.ppf(0.975, n - 1)
+    m = 2
+    while stats.t.ppf(0.975, m - 1) * spread / math.sqrt(m) > target:
+        m += 1
+    return m
+
+
 def _paired_count(row) -> int:
     seeds = row["seeds"] if isinstance(row["seeds"], list) else []
     unpaired = row["unpaired"] if isinstance(row["unpaired"], list) else []
@@ -116,7 +129,8 @@ def verdict_table(entries: list[dict], grid_name: str) -> str:
     """The verdicts as Markdown: one row per swap; for a grid of the 20-seed programme, whether its interval has
     reached the programme's target half-width."""
     target = grid_name in PROGRAMME_GRIDS
-    head = ("| swap | paired seeds | Δ, pp (95% CI) | " + (f"within ±{PROGRAMME_HALF_WIDTH} | " if target else "")
+    head = ("| swap | paired seeds | Δ, pp (95% CI) | "
+            + (f"within ±{PROGRAMME_HALF_WIDTH} | seeds for ±{PROGRAMME_HALF_WIDTH} at this spread | " if target else "")
             + "paired t p (Holm) | McNemar p (Holm) | sign test: worse / better, p (Holm) | verdict "
               "| could still miss, pp |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -124,7 +138,9 @@ def verdict_table(entries: list[dict], grid_name: str) -> str:
         sign = e["sign"]
         cells = [f"`{e['variant']}`", str(e["paired"]), plus_minus(e["delta"], e["half"], signed=True)]
         if target:
-            cells.append("–" if math.isnan(e["half"]) else ("yes" if e["half"] <= PROGRAMME_HALF_WIDTH else "no"))
+            needed = seeds_for_half_width(e["half"], e["paired"], PROGRAMME_HALF_WIDTH)
+            cells += ["–" if math.isnan(e["half"]) else ("yes" if e["half"] <= PROGRAMME_HALF_WIDTH else "no"),
+                      "–" if needed is None else str(needed)]
         cells += [_p(e["p_holm"]), _p(e["p_mcnemar_holm"]),
                   f"{sign['worse']} / {sign['better']}, {_p(sign['p_holm'])}", e["verdict"],
                   "–" if e["resolved"] else _pp(e["detectable"])]
@@ -167,6 +183,12 @@ def verdict_summary(entries: list[dict], grid_name: str) -> str:
     if grid_name in PROGRAMME_GRIDS:
         within = [e for e in entries if not math.isnan(e["half"]) and e["half"] <= PROGRAMME_HALF_WIDTH]
         parts.append(f"Intervals within the programme's ±{PROGRAMME_HALF_WIDTH}: {len(within)} of {len(entries)}.")
+        needed = [(e["variant"], seeds_for_half_width(e["half"], e["paired"], PROGRAMME_HALF_WIDTH))
+                  for e in entries if e not in within]
+        needed = [f"`{name}` {n}" for name, n in needed if n]
+        if needed:
+            parts.append("At today's spread of paired differences, the others would reach it at " + ", ".join(needed)
+                         + " paired seeds.")
     return " ".join(parts)
 
 
