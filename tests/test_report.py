@@ -125,3 +125,21 @@ def test_the_programme_status_counts_each_pure_swaps_seeds(tmp_path):
     assert "lenet5 grid one_at_a_time --seeds 11 13 14" in status  # seeds 10 and 12 are begun
     assert ("`one_at_a_time` seed 10 (unknown on None (None)), `one_at_a_time` seed 12 (b10f157 on AMD EPYC (AVX2); "
             "b10f157 on Intel Xeon (AVX512))") in status
+
+
+def test_the_programme_size_counts_the_committed_files_of_its_finished_runs(tmp_path):
+    from repro.study.report import programme_size
+
+    assert programme_size(tmp_path) == "The 20-seed programme has no finished run yet."
+    for run, files in {"one_at_a_time/paper/seed10": {"summary.json": 400, "test_outputs.npz": 1600,
+                                                       "checkpoint.pt": 10**6, "model.pt": 10**6, "x.tmp": 10**6},
+                       "ladder/+c3-full/seed24": {"summary.json": 1000},
+                       "ladder/+c3-full/seed3": {"summary.json": 10**6},  # not one of the programme's seeds
+                       "ladder/+c3-full/seed11": {"log.jsonl": 10**6},  # not finished: no summary.json
+                       "one_at_a_time_minibatch/paper/seed12": {"summary.json": 10**6}}.items():  # not its grid
+        (tmp_path / "grids" / run).mkdir(parents=True)
+        for name, size in files.items():
+            (tmp_path / "grids" / run / name).write_bytes(b"x" * size)
+    assert programme_size(tmp_path).startswith("The 20-seed programme's 2 finished runs so far (seeds 10-24 of "
+                                               "`one_at_a_time` and `ladder`) have added 0.0 MB of files to the "
+                                               "repository, 2 kB a run")

@@ -164,6 +164,28 @@ def programme_status(results: Path) -> str:
     return text
 
 
+# files a run folder holds that are never committed (.gitignore): the resumable checkpoint, a grid run's network
+UNCOMMITTED = ("checkpoint.pt", "model.pt")
+
+
+def programme_size(results: Path) -> str:
+    """How much the 20-seed programme's finished runs (PROGRAMME_SEEDS of PROGRAMME_GRIDS) add to the repository:
+    the bytes of their committed files (logs, predictions, kept outputs; a copied run counts again, as a copy in
+    the working tree), for the README."""
+    from .grids import PROGRAMME_GRIDS, PROGRAMME_SEEDS
+
+    folders = [d for name in PROGRAMME_GRIDS for d in sorted((Path(results) / "grids" / name).glob("*/seed*"))
+               if d.name[4:].isdigit() and int(d.name[4:]) in PROGRAMME_SEEDS and (d / "summary.json").exists()]
+    size = sum(f.stat().st_size for d in folders for f in d.iterdir()
+               if f.is_file() and f.name not in UNCOMMITTED and not f.name.endswith(".tmp"))
+    if not folders:
+        return "The 20-seed programme has no finished run yet."
+    return (f"The 20-seed programme's {len(folders)} finished runs so far (seeds {PROGRAMME_SEEDS[0]}-"
+            f"{PROGRAMME_SEEDS[-1]} of {' and '.join(f'`{g}`' for g in PROGRAMME_GRIDS)}) have added "
+            f"{size / 1e6:.1f} MB of files to the repository, {size / len(folders) / 1e3:.0f} kB a run: its log, "
+            f"predictions and kept outputs, no network (git compresses the logs and predictions further).")
+
+
 def headline_table(results: Path) -> str:
     """The README's first table: the paper's test errors, ours, the modern preset's and the best network the
     ladder measured, each with its seeds, its 95% interval and the command that made it."""
@@ -275,6 +297,7 @@ def reports(results: Path, parser=None) -> tuple[dict[str, str], dict[tuple[str,
     blocks = {(README_BEGIN, README_END): table, markers("headline"): headline_table(results),
               markers("mutation-results"): mutation_table(results),
               markers("programme-status"): programme_status(results),
+              markers("programme-size"): programme_size(results),
               markers("rejection-results"): rejection_results(results)}
     # a grid whose runs are gone gets a line saying so, never its old table
     blocks.update({ablation_markers(name): tables.get(name, f"_No finished runs yet: `lenet5 grid {name}`._")
