@@ -22,7 +22,7 @@ from ..nondigits import FASHION_KEPT, NONDIGIT_SETS
 from ..rejection import DEFAULT_CONFIDENCE, KEEP_DIGITS_PCT, confidence, nondigit_summary, rejection_summary
 from ..run_folder import RunPaths, read_nondigit_outputs, read_outputs, read_predictions, read_run_config
 from .ablation import grid_rows, outcome, paired_seeds, plus_minus
-from .stats import holm, mean_ci, paired_delta
+from .stats import ALPHA, holm, mean_ci, paired_delta
 
 # the metrics of a run, in table order: (key, heading, lower is better)
 METRICS = (("reject_pct_for_0_5pct_error", "rejected for 0.5% error, %", True),
@@ -148,7 +148,6 @@ def results_markdown(results: Path) -> str:
 
 # the second axis at a glance: the share rejected for 0.5% error and each non-digit AUROC
 AXIS_KEYS = ("reject_pct_for_0_5pct_error", *(f"auroc_{name}" for name in NONDIGIT_SETS))
-ALPHA = 0.05
 
 
 def _resolved(r: dict, key: str) -> bool:

@@ -6,6 +6,8 @@ import math
 
 from scipy import stats
 
+ALPHA = 0.05  # the level at which the tables call a difference resolved (after Holm's adjustment where it applies)
+
 
 def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the t-interval over seeds (nan half-width for a single value)."""

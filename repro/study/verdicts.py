@@ -27,12 +27,11 @@ from scipy import stats
 
 from .ablation import grid_rows, grid_table, outcome, paired_seeds, plus_minus
 from .grids import GRIDS, PROGRAMME_GRIDS, PROGRAMME_HALF_WIDTH
-from .stats import holm
+from .stats import ALPHA, holm
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ALPHA = 0.05
 TESTS = ("interval", "Holm", "McNemar", "sign")
 
 
