@@ -159,8 +159,10 @@ def programme_status(results: Path) -> str:
         text += "\n\nContinue it with the seeds no variant has begun (finished runs are skipped): " + "; ".join(commands) + "."
     if unfinished:
         text += ("\n\nBegun, not finished: " + ", ".join(unfinished) + ". A Δ pairs a seed's runs only where the "
-                 "same code on the same kind of machine made them, so each is finished there (its command above "
-                 "with `--seeds` of it).")
+                 "same code on the same kind of machine made them, so each is finished there: on that kind of "
+                 "machine, check its commit out beside the repository (`git worktree add --detach ../lenet5-COMMIT "
+                 "COMMIT`) and run its command above with `--seeds` of it, prefixed with "
+                 "`PYTHONPATH=../lenet5-COMMIT`.")
     return text
 
 
