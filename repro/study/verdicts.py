@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from scipy import stats
 
-from .ablation import grid_rows, grid_table, outcome, paired_seeds, plus_minus
+from .ablation import _p, grid_rows, grid_table, outcome, paired_seeds, plus_minus
 from .grids import GRIDS, PROGRAMME_GRIDS, PROGRAMME_HALF_WIDTH
 from .stats import ALPHA, holm
 
@@ -72,7 +72,7 @@ def grid_verdicts(grid_dir: Path, grid, table: "pd.DataFrame | None" = None) -> 
             continue
         row = table.loc[v.name]
         sign = sign_test(by_variant.get(v.baseline, {}), by_variant.get(v.name, {}))
-        entries.append({"variant": v.name, "baseline": v.baseline, "delta": float(row["delta"]),
+        entries.append({"variant": v.name, "delta": float(row["delta"]),
                         "half": float(row["delta_half"]), "detectable": float(row["detectable"]),
                         "paired": _paired_count(row), "p_holm": row["p_paired_holm"],
                         "mcnemar": (row["mcnemar_b"], row["mcnemar_c"]), "p_mcnemar_holm": row["p_mcnemar_holm"],
@@ -145,12 +145,6 @@ def verdict_table(entries: list[dict], grid_name: str) -> str:
                   "–" if e["resolved"] else _pp(e["detectable"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _p(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
 
 
 def _pp(value: float) -> str:
