@@ -120,7 +120,7 @@ ENTRIES = [
            "unresolved"),
     _entry("activation=relu", 1, 0.8, math.nan, math.nan, math.nan, 9e-132, {"worse": 3, "better": 0,
                                                                              "p_holm": 0.75},
-           ["McNemar"], "hurts", "hurts (by McNemar)"),
+           ["McNemar", "sign"], "hurts", "hurts (by McNemar, sign)"),
 ]
 
 
@@ -135,14 +135,17 @@ def test_the_verdict_table_and_summary_of_known_entries():
         "interval, Holm, McNemar, sign) | – |",
         "| `init=default` | 9 | -0.09 ± 0.09 | no | 10 | 0.431 | 0.070 | 2 / 7, 0.898 | helps (by interval) | 0.11 |",
         "| `norm=batch` | 10 | -0.04 ± 0.08 | yes | 10 | 1.000 | 1.000 | 5 / 5, 1.000 | unresolved | 0.11 |",
-        "| `activation=relu` | 1 | +0.80 | – | – | – | 9.0e-132 | 3 / 0, 0.750 | hurts (by McNemar) | – |"]
+        "| `activation=relu` | 1 | +0.80 | – | – | – | 9.0e-132 | 3 / 0, 0.750 | hurts (by McNemar, sign) | – |"]
+    assert verdict_table(ENTRIES, "leave_one_in").splitlines()[0] == (
+        "| swap | paired seeds | Δ, pp (95% CI) | paired t p (Holm) | McNemar p (Holm) | sign test: worse / better, "
+        "p (Holm) | verdict | could still miss, pp |")
     assert verdict_table(ENTRIES, "leave_one_in").splitlines()[2] == (
         "| `pooling=max` | 11 | +0.23 ± 0.09 | 0.003 | 1.1e-12 | 11 / 0, 0.007 | resolved: hurts (by interval, Holm, "
         "McNemar, sign) | – |")
     assert verdict_summary(ENTRIES, "one_at_a_time") == (
         "With 1 to 11 paired seeds per swap (Δ in points, 95% interval): resolved (interval and Holm): `pooling=max` "
         "hurts (+0.23 ± 0.09). Resolved by some tests only: `init=default` helps (-0.09 ± 0.09; by interval); "
-        "`activation=relu` hurts (+0.80; by McNemar). Unresolved: `norm=batch` (-0.04 ± 0.08; could hide 0.11). "
+        "`activation=relu` hurts (+0.80; by McNemar, sign). Unresolved: `norm=batch` (-0.04 ± 0.08; could hide 0.11). "
         "Intervals within the programme's ±0.08: 1 of 4. At today's spread of paired differences, the others would "
         "reach it at `pooling=max` 14, `init=default` 10 paired seeds.")
     assert verdict_summary(ENTRIES[2:3], "ladder") == (
@@ -152,6 +155,11 @@ def test_the_verdict_table_and_summary_of_known_entries():
         "With 11 paired seeds per swap (Δ in points, 95% interval): resolved (interval and Holm): `pooling=max` hurts "
         "(+0.23 ± 0.09). Unresolved: none.")
     assert verdict_summary([], "ladder") == "_No paired seeds yet: `lenet5 grid ladder`._"
+    twice = ENTRIES + [{**e, "variant": e["variant"] + "'"} for e in ENTRIES]  # two of each kind, joined
+    summary = verdict_summary(twice, "leave_one_in")
+    assert "`pooling=max` hurts (+0.23 ± 0.09); `pooling=max'` hurts (+0.23 ± 0.09)." in summary
+    assert "`activation=relu'` hurts (+0.80; by McNemar, sign)." in summary
+    assert "`norm=batch` (-0.04 ± 0.08; could hide 0.11); `norm=batch'` (-0.04 ± 0.08; could hide 0.11)." in summary
 
 
 def test_each_test_holds_only_strictly_and_a_failed_seed_counts_in_the_sign_test(tmp_path):
@@ -166,9 +174,10 @@ def test_each_test_holds_only_strictly_and_a_failed_seed_counts_in_the_sign_test
     base = {"baseline": "paper", "unpaired": [], "mcnemar_b": 5, "mcnemar_c": 1, "detectable": 0.3}
     table = pd.DataFrame([
         {"variant": "paper", "seeds": list(range(12)), "delta": math.nan},
-        {**base, "variant": "pooling=max", "seeds": list(range(11)), "delta": 0.5, "delta_half": 0.5,
+        {**base, "variant": "pooling=max", "seeds": list(range(11)), "paired": 11, "delta": 0.5, "delta_half": 0.5,
          "p_paired_holm": 0.05, "p_mcnemar_holm": 0.049},  # touches zero; Holm at exactly ALPHA
-        {**base, "variant": "c3=full", "seeds": list(range(12)), "unpaired": [3], "delta": 0.2, "delta_half": 0.1,
+        {**base, "variant": "c3=full", "seeds": list(range(12)), "unpaired": [3], "paired": 11, "delta": 0.2,
+         "delta_half": 0.1,
          "p_paired_holm": 0.2, "p_mcnemar_holm": 0.5},  # the interval alone
         {**base, "variant": "head=linear", "seeds": [], "unpaired": math.nan, "delta": math.nan,
          "delta_half": math.nan, "detectable": math.nan, "p_paired_holm": math.nan, "p_mcnemar_holm": math.nan},
@@ -179,7 +188,7 @@ def test_each_test_holds_only_strictly_and_a_failed_seed_counts_in_the_sign_test
     assert pool["sign"] == {"worse": 12, "better": 0, "p": pytest.approx(2 / 4096), "p_holm": pytest.approx(6 / 4096)}
     assert pool["held"] == ["McNemar", "sign"] and pool["verdict"] == "hurts (by McNemar, sign)"
     assert c3["held"] == ["interval"] and not c3["resolved"] and c3["verdict"] == "hurts (by interval)"
-    assert c3["paired"] == 11  # seed 3's baseline was made otherwise
+    assert c3["paired"] == 11  # the table's count (seed 3's baseline was made otherwise)
     assert c3["sign"]["worse"] == 0 and c3["sign"]["better"] == 0  # the rows are level, the table is not
     # no seed trained in the table (no Δ); 3 of 3 worse in the rows is p = 0.25
     assert head["paired"] == 0 and head["sign"]["p"] == pytest.approx(0.25) and head["verdict"] == "unresolved"
@@ -194,7 +203,7 @@ def test_the_report_judges_the_table_it_made(tmp_path):
     results = tmp_path / "results"
     write_synthetic_grid(results / "grids" / "ladder", {"paper": [1.0] * 3, "+head=linear": [2.0] * 3})
     frame = pd.DataFrame([{"variant": "paper", "seeds": [0, 1, 2], "delta": math.nan},
-                          {"variant": "+head=linear", "baseline": "paper", "seeds": [0, 1, 2], "unpaired": [],
+                          {"variant": "+head=linear", "baseline": "paper", "seeds": [0, 1, 2], "unpaired": [], "paired": 3,
                            "delta": 7.0, "delta_half": 1.0, "detectable": 2.0, "p_paired_holm": 0.01,
                            "mcnemar_b": 9, "mcnemar_c": 0, "p_mcnemar_holm": 0.01}])
     table, summary = verdicts.verdict_blocks(results, {"ladder": frame})["ladder"]
@@ -202,3 +211,24 @@ def test_the_report_judges_the_table_it_made(tmp_path):
     assert row.startswith("| `+head=linear` | 3 | +7.00 ± 1.00 | no | ")  # the frame's Δ, not the rows' (+1.00)
     assert row.endswith("| 0.010 | 0.010 | 3 / 0, 0.250 | resolved: hurts (by interval, Holm, McNemar) | – |")
     assert summary.startswith("With 3 paired seeds per rung")
+
+
+def test_a_swap_is_judged_over_the_seeds_its_baseline_has_and_without_rows_of_its_own_or_its_baselines(tmp_path):
+    """The ladder's `+pooling=max` has a seed its baseline lacks (one run for another variant); a rung whose
+    baseline, or which itself, has no row yet is still judged, with an empty sign test."""
+    import pandas as pd
+
+    grid_dir = tmp_path / "grids" / "ladder"
+    write_synthetic_grid(grid_dir, {"paper": [1.0, 1.2, 1.1], "+head=linear": [1.5, 1.6, 1.4, 9.0],
+                                    "+pooling=max": [1.0, 1.1]})
+    ladder = GRIDS["ladder"]
+    entries = {e["variant"]: e for e in grid_verdicts(grid_dir, ladder)}
+    assert entries["+head=linear"]["paired"] == 3  # its seed 3 has no baseline run
+    assert entries["+head=linear"]["sign"]["worse"] == 3
+    assert entries["+pooling=max"]["paired"] == 0  # its baseline, +input=28, has no rows
+    frame = pd.DataFrame([{"variant": "paper", "seeds": [0], "delta": math.nan},
+                          {"variant": "+c3=full", "seeds": [0], "unpaired": [], "paired": 1, "delta": 0.1,
+                           "delta_half": math.nan, "detectable": math.nan, "p_paired_holm": math.nan,
+                           "mcnemar_b": 1, "mcnemar_c": 0, "p_mcnemar_holm": 1.0}])
+    (c3,) = grid_verdicts(grid_dir, ladder, frame)  # in the table, with no rows of its own or its baseline's
+    assert c3["sign"] == {"worse": 0, "better": 0, "p": 1.0, "p_holm": 1.0} and c3["verdict"] == "unresolved"

@@ -20,7 +20,7 @@ from .stats import holm, mcnemar, mean_ci, paired_delta
 
 COLUMNS = ["variant", "baseline", "seeds", "test_mean", "test_half", "delta", "delta_half", "detectable", "p_paired",
            "p_paired_holm", "mcnemar_b", "mcnemar_c", "p_mcnemar", "p_mcnemar_holm", "train_mean", "train_half", "passes",
-           "not_trained", "unpaired"]
+           "not_trained", "unpaired", "paired"]
 
 # A network that predicts one class for every input errs on ~89% of MNIST's training patterns (~90% of
 # Fashion-MNIST's); one that learns anything at all is far below. A run that ends at or above this training error
@@ -102,7 +102,7 @@ def ablation_table(grid_dir: Path, reference: str, order: list[str] | None = Non
             ref_test = {s: ref[s]["final_test_error_pct"] for s in alike}
             paired = paired_delta(ref_test, test)
             entry.update(delta=paired["delta"], delta_half=paired["half"], p_paired=paired["p"],
-                         detectable=paired["detectable"])
+                         detectable=paired["detectable"], paired=len(paired["seeds"]))
             if paired["seeds"]:
                 labels = _predictions(grid_dir, ref[paired["seeds"][0]])[0]
                 ref_preds = [_predictions(grid_dir, ref[s])[1] for s in paired["seeds"]]

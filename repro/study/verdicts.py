@@ -105,9 +105,9 @@ def seeds_for_half_width(half: float, n: int, target: float) -> int | None:
 
 
 def _paired_count(row) -> int:
-    seeds = row["seeds"] if isinstance(row["seeds"], list) else []
-    unpaired = row["unpaired"] if isinstance(row["unpaired"], list) else []
-    return len(seeds) - len(unpaired) if not math.isnan(row["delta"]) else 0
+    """The seeds the Δ is over: the table's `paired` (both runs trained and made alike), 0 where it has none."""
+    paired = row.get("paired")
+    return 0 if paired is None or paired != paired else int(paired)  # paired != paired: NaN
 
 
 def _direction(entry: dict) -> str:
