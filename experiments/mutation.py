@@ -36,9 +36,9 @@ recorded: the module unchanged) and reruns only them; the report's other counts 
 that run did not kill, against the working tree's tests (added or changed, none removed), so that a survivor's new
 test is checked in minutes; the kills of the full run stand, and `runs` lists the full run and each retest.
 
-repro/study/stats.py, repro/data.py, repro/optim.py and repro/sdlm.py have been run with the settings below (a full
-run of data.py takes about 25 minutes, of optim.py 20, of sdlm.py 7, with one child under `nice` on two cores busy
-with training; a retest of the survivors minutes); the other entries of MODULES are first guesses at a selection
+repro/study/stats.py, repro/study/verdicts.py, repro/data.py, repro/optim.py and repro/sdlm.py have been run with
+the settings below (a full run of data.py takes about 25 minutes, of optim.py and verdicts.py 20, of sdlm.py 7,
+with one child under `nice` on two cores busy with training; a retest of the survivors minutes); the other entries of MODULES are first guesses at a selection
 (the tests that import the module).
 """
 from __future__ import annotations
@@ -83,6 +83,8 @@ MODULES: dict[str, Target] = {
     # the unit tests of the statistics, and the table tests that use them on synthetic grids
     "repro/study/stats.py": Target(("tests/test_grid_statistics.py", "tests/test_grid_tables.py",
                                     "tests/test_comparison.py")),
+    # which effects a grid resolves: its unit tests on hand-made rows and synthetic grids
+    "repro/study/verdicts.py": Target(("tests/test_verdicts.py",)),
     # the components' own tests, and those that step them online (test_online), preprocess input with them
     # (test_data) and switch BatchNorm's statistics (test_bn_eval)
     "repro/components/*": Target(("tests/test_components.py", "tests/test_losses.py", "tests/test_curvature.py",
