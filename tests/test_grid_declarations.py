@@ -122,11 +122,18 @@ def test_a_chosen_variant_runs_with_the_baseline_it_is_compared_with(name):
 
 
 def test_dry_run_lists_every_variant(tmp_path, capsys):
+    from repro.provenance import this_making
+
     # a results tree of its own, holding one finished run of the paper preset, seed 0, as results/paper_final does
     results, paper = tmp_path / "results", run_config("paper")
     finished = results / "paper_final" / "seed0"
     finished.mkdir(parents=True)
-    (finished / "summary.json").write_text(json.dumps({"status": "finished", "config": paper.to_dict()}))
+    # made by this code on this kind of machine: a grid copies only such runs (repro/study/grid.py, finished_runs)
+    here = this_making()
+    (finished / "summary.json").write_text(json.dumps({"status": "finished", "config": paper.to_dict(),
+                                                       "commit": here["commit"], "machine": {
+                                                           "cpu": here["cpu"],
+                                                           "cpu_capability": here["cpu_capability"]}}))
     (finished / "model.pt").write_bytes(b"")
     out_dir = results / "grids" / "one_at_a_time"
     assert main(["grid", "one_at_a_time", "--dry-run", "--seeds", "0", "1", "--out", str(out_dir)]) == 0
